@@ -15,6 +15,7 @@ written then, and an earlier speech.wav stays as it was.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,22 @@ class SavedRecording:
         return line + "."
 
 
+def check_output_path(output: str | Path) -> Path:
+    """Find out at start, not at the first Save, whether we may write a WAV file there."""
+    given, output = output, Path(output).expanduser().resolve()
+    if output.suffix.lower() != ".wav":
+        raise LabError(f"--output {given}: the recorder writes WAV files; give a name ending in .wav")
+    if output.is_dir():
+        raise LabError(f"--output {given} is a folder; give a file name such as speech.wav")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LabError(f"--output {given}: cannot create its folder ({exc.strerror})") from exc
+    if not os.access(output.parent, os.W_OK):
+        raise LabError(f"--output {given}: the folder {output.parent} is not writable")
+    return output
+
+
 def save_recording(value: object, target: str | Path, max_seconds: float = MAX_SECONDS) -> SavedRecording:
     """Convert the browser's audio to 16 kHz mono 16-bit PCM and write it to `target`."""
     received = browser_audio(value)
@@ -126,7 +143,11 @@ def save_recording(value: object, target: str | Path, max_seconds: float = MAX_S
     check_speech_like(audio, what="the recording")
 
     target = Path(target)
-    write_wav_16k(audio, target)
+    try:
+        write_wav_16k(audio, target)
+    except OSError as exc:
+        raise LabError(f"cannot write {target}: {exc.strerror or exc}; check the folder exists "
+                       "and is writable, or choose another --output") from exc
     return SavedRecording(
         path=target,
         seconds=len(audio) / SAMPLE_RATE,
