@@ -90,8 +90,8 @@ def build_app(output: Path, port: int):
             saved = save_recording(recording, output)
         except LabError as exc:
             # Shown on the page; nothing is written and an older speech.wav stays as it was.
-            return f"**Not saved:** {exc}", None, None
-        return saved.status(), str(saved.path), str(saved.path)
+            return f"**Not saved:** {exc}", gr.File(value=None, visible=False), None
+        return saved.status(), gr.File(value=str(saved.path), visible=True), str(saved.path)
 
     def spectrogram(saved_path):
         if saved_path is None:
@@ -102,14 +102,19 @@ def build_app(output: Path, port: int):
     with gr.Blocks(title="Whisper lab: record speech") as app:
         gr.Markdown(INTRO)
         gr.HTML(SECURE_CONTEXT_HTML.format(port=port))
+        # type="filepath": we read the upload ourselves with soundfile. Gradio's "numpy" type
+        # decodes through pydub, which needs ffmpeg, and that is not on every VM.
+        # Only the download button: "share" posts to Hugging Face, which the lab does not need.
         recording = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Your recording",
-                             elem_id="recording")
+                             buttons=["download"], elem_id="recording")
         save_button = gr.Button("Save Recording", variant="primary", interactive=False, elem_id="save")
         gr.Markdown(SAVE_HINT)
         status = gr.Markdown("Nothing saved yet.", elem_id="status")
-        download = gr.File(label=f"Download {output.name}", interactive=False, height=90, elem_id="download")
+        # Shown once there is something to download.
+        download = gr.File(label=f"Download {output.name}", interactive=False, visible=False, elem_id="download")
         gr.Markdown("#### The log-mel spectrogram of the saved file: what Whisper's encoder sees")
-        figure = gr.Image(show_label=False, type="numpy", interactive=False, elem_id="log-mel")
+        figure = gr.Image(show_label=False, type="numpy", interactive=False,
+                          buttons=["download", "fullscreen"], elem_id="log-mel")
         saved_path = gr.State(None)
 
         recording.start_recording(lambda: gr.Button(interactive=False), outputs=save_button)
@@ -135,6 +140,7 @@ def launch(app, serving: Serving, output: Path, certfile: Path | None, keyfile: 
             ssl_verify=False if certfile else True,
             allowed_paths=[str(output)],  # the download link may serve this one file
             max_file_size=MAX_UPLOAD,
+            run_history=False,  # a page of past button clicks: noise in this lab
         )
     except OSError as exc:  # another program took the port since we checked
         raise LabError(port_taken_message(serving.port)) from exc
