@@ -18,6 +18,7 @@ Three things here are not Gradio's defaults, each for a reason:
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -71,6 +72,11 @@ SECURE_CONTEXT_JS = """\
 SAVE_HINT = "*Save Recording turns on once the recording has reached the server, a moment after Stop.*"
 
 
+def plain(text: str) -> str:
+    """Escape Markdown, so a path like /tmp/*take*/speech.wav shows as typed."""
+    return re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", text)
+
+
 def build_app(output: Path, port: int):
     """Declare the page. Nothing is served until `launch`."""
     # No usage statistics from students' VMs, and no calls out of an offline one.
@@ -90,8 +96,8 @@ def build_app(output: Path, port: int):
             saved = save_recording(recording, output)
         except LabError as exc:
             # Shown on the page; nothing is written and an older speech.wav stays as it was.
-            return f"**Not saved:** {exc}", gr.File(value=None, visible=False), None
-        return saved.status(), gr.File(value=str(saved.path), visible=True), str(saved.path)
+            return f"**Not saved:** {plain(str(exc))}", gr.File(value=None, visible=False), None
+        return plain(saved.status()), gr.File(value=str(saved.path), visible=True), str(saved.path)
 
     def spectrogram(saved_path):
         if saved_path is None:

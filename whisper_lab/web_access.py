@@ -52,6 +52,8 @@ class Serving:
     @property
     def local_url(self) -> str:
         host = "localhost" if self.host in WILDCARD_HOSTS else self.host
+        if ":" in host:  # an IPv6 address goes in brackets in a URL
+            host = f"[{host}]"
         return f"{self.scheme}://{host}:{self.port}"
 
     def network_url(self) -> str | None:
