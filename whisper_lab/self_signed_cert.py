@@ -38,7 +38,8 @@ def machine_names(extra_host: str | None = None) -> list[str]:
         pass
     if extra_host and extra_host not in ("0.0.0.0", "::", ""):
         names.append(extra_host)
-    return list(dict.fromkeys(n for n in names if n))  # unique, in order
+    # Unique, in order; without link-local IPv6 addresses ("fe80::1%eth0"), which no URL uses.
+    return list(dict.fromkeys(n for n in names if n and "%" not in n))
 
 
 def _is_ip(name: str) -> bool:

@@ -20,6 +20,7 @@ ways in, and this module prints which ones work:
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -82,7 +83,7 @@ def check_port_free(host: str, port: int) -> None:
             raise LabError(f"port {port} needs administrator rights; use a port above 1023, "
                            "e.g. --port 7860") from exc
         except OSError as exc:
-            if exc.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
+            if exc.errno == errno.EADDRINUSE:
                 raise LabError(port_taken_message(port)) from exc
             raise LabError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
