@@ -1,26 +1,87 @@
-"""Shared test helpers: paths, the Python that runs the lab, and real speech to test with."""
+"""Shared fixtures: real weights, real audio, and a way to run the numbered scripts as a student does."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
-JFK = REPO / "samples" / "jfk.wav"  # 11 s of public-domain speech, 16 kHz mono 16-bit
-JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
-            "ask what you can do for your country.")
-PYTHON = sys.executable  # the scripts run under the same interpreter (and venv) as the tests
+sys.path.insert(0, str(REPO))
 
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from whisper_lab.speech_data import JFK  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def whisper_base():
+    """The default model: packaged whisper-base (or the hub cache's), converted once per machine."""
+    from whisper_lab.model_source import resolve_model
+
+    return resolve_model()
+
+
+@pytest.fixture(scope="session")
+def hf_whisper(whisper_base):
+    from whisper_lab.hf_transcribe import HFWhisper
+
+    return HFWhisper.load(whisper_base)
+
+
+@pytest.fixture(scope="session")
+def jfk_audio() -> np.ndarray:
+    from whisper_lab.audio import load_audio
+
+    return load_audio(JFK.path)
+
+
+def run_script(script: str | Path, *args: str, cwd: Path | None = None, timeout: float = 600, env=None):
+    """Run a numbered script with this Python, as `python <script> args...`, capturing its output."""
+    script = Path(script)
+    if not script.is_absolute():
+        script = REPO / script
+    return subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        cwd=cwd or script.parent, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def isolated_copy(script: str, folder: Path) -> Path:
+    """The real script, copied into an empty folder (with the package linked beside it).
+
+    Scripts look for speech.wav next to themselves; a copy lets a test see what a
+    student sees before recording anything, whatever the repository folder holds.
+    """
+    (folder / "whisper_lab").symlink_to(REPO / "whisper_lab")
+    target = folder / script
+    target.write_text((REPO / script).read_text())
+    return target
+
+
+def assert_one_line_error(result, *fragments: str) -> str:
+    """A user error: non-zero exit, no traceback, one `error:` line containing the fragments."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+# The recorder's tests (01): the same Python runs the scripts, and JFK's speech as raw samples.
+PYTHON = sys.executable
 
 
 @pytest.fixture(scope="session")
 def jfk_int16() -> np.ndarray:
-    samples, sample_rate = sf.read(JFK, dtype="int16")
+    """samples/jfk.wav exactly as stored: 16 kHz mono int16, the raw material for every browser shape."""
+    import soundfile as sf
+
+    samples, sample_rate = sf.read(JFK.path, dtype="int16")
     assert sample_rate == 16_000 and samples.ndim == 1
     return samples

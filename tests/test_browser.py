@@ -13,19 +13,19 @@ Set WHISPER_LAB_SKIP_BROWSER=1 to skip these tests on a machine without it.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import JFK, JFK_TEXT, PYTHON, REPO
+from conftest import PYTHON, REPO
 from recorder_process import Recorder, free_port
+from whisper_lab.speech_data import JFK
+from whisper_lab.wer import word_error_rate
 
 pytestmark = pytest.mark.browser
 
@@ -41,7 +41,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update", "--disable-sync",
     # The fake microphone: a WAV file instead of a device, permission granted automatically.
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    f"--use-file-for-fake-audio-capture={JFK}",
+    f"--use-file-for-fake-audio-capture={JFK.path}",
     f"--host-resolver-rules=MAP {VM_NAME} 127.0.0.1",
 ]
 
@@ -90,10 +90,6 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
-
-
-def words(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
 
 
 def status_after_save(page) -> str:
@@ -150,9 +146,7 @@ def test_record_save_and_whisper_transcribes_it(page, browser, recorder):
                             cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
     transcript = result.stdout.split("Transcription:", 1)[1].strip()
-    import jiwer
-
-    wer = jiwer.wer(words(JFK_TEXT), words(transcript))
+    wer = word_error_rate(JFK.text, transcript)  # jiwer, after Whisper's text normalizer (case, punctuation)
     report = (f"chromium: {browser.version}\nstatus: {status}\ntranscript: {transcript}\n"
               f"WER: {wer:.3f}\nrecord+save+figure: {page_seconds:.1f} s, 02: {time.monotonic() - started_02:.1f} s\n")
     (ARTIFACTS / "browser-test.txt").write_text(report)

@@ -10,11 +10,13 @@ import pytest
 import soundfile as sf
 import soxr
 
-from conftest import JFK, PYTHON, REPO
+from conftest import PYTHON, REPO
 from whisper_lab.errors import LabError
-from whisper_lab.log_mel import N_FRAMES, N_MELS, log_mel, plot_log_mel
+from whisper_lab.mel_figure import N_FRAMES, N_MELS, encoder_input, plot_encoder_input
 from whisper_lab.recording import MAX_SECONDS, save_recording
+from whisper_lab.speech_data import JFK
 
+JFK_WAV = JFK.path  # 11 s of speech, 16 kHz mono int16
 JFK_SECONDS = 11.0
 
 
@@ -52,7 +54,7 @@ def shapes(tmp: Path, jfk: np.ndarray) -> dict[str, tuple[object, float]]:
         "tuple 44.1 kHz stereo float32": ((44_100, stereo(s44)), 0.75),
         "file 48 kHz stereo float": (str(write_file(tmp / "f48.wav", stereo(s48), 48_000, "FLOAT")), 0.75),
         "file 44.1 kHz stereo int16": (str(write_file(tmp / "i44.wav", stereo(s44), 44_100, "PCM_16")), 0.75),
-        "file 16 kHz mono int16 (already right)": (str(JFK), 1.0),
+        "file 16 kHz mono int16 (already right)": (str(JFK_WAV), 1.0),
     }
 
 
@@ -119,12 +121,12 @@ def test_refusals_say_why_and_leave_the_previous_file_alone(case, tmp_path, jfk_
     out = tmp_path / "out"
     out.mkdir()
     target = out / "speech.wav"
-    target.write_bytes(JFK.read_bytes())  # an earlier good recording
+    target.write_bytes(JFK_WAV.read_bytes())  # an earlier good recording
 
     with pytest.raises(LabError, match=message):
         save_recording(value, target)
 
-    assert target.read_bytes() == JFK.read_bytes()
+    assert target.read_bytes() == JFK_WAV.read_bytes()
     assert list(out.iterdir()) == [target], "a refusal left a file behind"
 
 
@@ -140,7 +142,7 @@ def test_clipping_and_quiet_speech_are_pointed_out(tmp_path, jfk_int16):
     assert "clipped" in save_recording((16_000, loud), tmp_path / "a.wav").status()
     quiet = to_int16(as_float(jfk_int16) / 40)
     assert "quiet" in save_recording((16_000, quiet), tmp_path / "b.wav").status()
-    normal = save_recording(str(JFK), tmp_path / "c.wav").status()
+    normal = save_recording(str(JFK_WAV), tmp_path / "c.wav").status()
     assert "clipped" not in normal and "quiet" not in normal
 
 
@@ -150,7 +152,7 @@ def test_first_save_is_fast_in_a_fresh_process(tmp_path):
     code = f"""
 import time, numpy as np, soundfile as sf
 from whisper_lab.recording import save_recording
-x, sr = sf.read({str(JFK)!r}, dtype="float32")
+x, sr = sf.read({str(JFK_WAV)!r}, dtype="float32")
 import soxr
 stereo48 = np.stack([soxr.resample(x, sr, 48000)] * 2, axis=1)
 start = time.perf_counter()
@@ -162,14 +164,14 @@ print(time.perf_counter() - start)
     assert seconds < 1.0, f"the first save took {seconds:.2f} s"
 
 
-def test_log_mel_is_80_by_3000_with_the_padding_visible(jfk_int16):
-    features = log_mel(as_float(jfk_int16))
+def test_encoder_input_figure_is_80_by_3000_with_the_padding_visible(jfk_int16):
+    features = encoder_input(as_float(jfk_int16))
     assert features.shape == (N_MELS, N_FRAMES) == (80, 3000)
     speech, padding = features[:, :1090], features[:, 1110:]  # 11 s = frame 1100
     # Padding is digital silence: one flat value, the floor of the scale.
     assert np.ptp(padding) == 0 and padding[0, 0] == features.min()
     assert speech.std() > 0.2 and speech.max() > padding.max() + 1.0
 
-    image = plot_log_mel(features, speech_seconds=JFK_SECONDS)
+    image = plot_encoder_input(features, speech_seconds=JFK_SECONDS)
     assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
     assert image.shape[1] >= 800 and image.std() > 20

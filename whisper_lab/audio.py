@@ -67,6 +67,14 @@ def check_speech_like(samples: np.ndarray, what: str = "the audio") -> None:
         raise LabError(f"{what} is silent (peak {level:.0f} dBFS); check the microphone and record again")
 
 
+def long_audio_note(audio: np.ndarray) -> str | None:
+    """A heads-up for audio longer than Whisper's 30 s window, which is read window by window."""
+    seconds = len(audio) / SAMPLE_RATE
+    if seconds <= 30:
+        return None
+    return f"{seconds:.0f} s of audio: Whisper reads it in 30 s windows, about {int(seconds // 30) + 1} of them ..."
+
+
 def load_audio(path: str | Path) -> np.ndarray:
     """Load any readable audio file as 16 kHz mono float32, refusing empty or silent audio."""
     samples, sample_rate = read_audio_file(path)

@@ -1,79 +1,79 @@
-"""The picture Whisper's encoder actually sees: an 80 x 3000 log-mel spectrogram.
+"""Whisper's input features in plain numpy: the 80 x 3000 log-mel spectrogram.
 
-Whisper never hears a waveform. Its feature extractor cuts the 16 kHz audio into
-25 ms frames every 10 ms (hop of 160 samples), measures the energy in 80 bands
-spaced like human pitch perception (the mel scale), takes the log, and scales
-the result to roughly [-1, 1]. The encoder always reads exactly 30 s = 3000
-frames: shorter clips are padded with silence, which shows up as a flat,
-uniform block on the right of the picture. That padding is why a 3-second clip
-costs the encoder as much as a 30-second one.
+What the encoder sees is not the waveform but a picture of it:
 
-We compute it with the same `WhisperFeatureExtractor` that script 02 uses, so
-the figure is the model's real input, not an approximation of it.
+1. pad (or cut) the audio to exactly 30 s = 480 000 samples;
+2. short-time Fourier transform: 400-sample (25 ms) Hann windows every 160 samples
+   (10 ms), giving 3000 frames of 201 frequency bins;
+3. power spectrum -> 80 mel bands (triangular filters, spaced as human pitch
+   perception is: dense at low frequencies, sparse at high ones);
+4. log10, floor everything more than 80 dB below the loudest point, then scale
+   to roughly [-1, 1].
+
+transformers' WhisperFeatureExtractor does the same (the tests check we agree
+with it), but importing it pulls in PyTorch; the ONNX path needs only numpy.
+The next lab moves exactly these steps into the ONNX graph itself.
 """
 
 from __future__ import annotations
 
-import functools
+from functools import lru_cache
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
-
-N_MELS = 80
-WINDOW_SECONDS = 30
-HOP_LENGTH = 160  # samples between frames: 10 ms at 16 kHz
-N_FRAMES = WINDOW_SECONDS * SAMPLE_RATE // HOP_LENGTH  # 3000
-
-
-@functools.lru_cache(maxsize=1)
-def _feature_extractor():
-    # Imported here, not at the top: transformers takes a few seconds to import,
-    # and the recorder page should be up before that.
-    from transformers import WhisperFeatureExtractor
-
-    return WhisperFeatureExtractor(feature_size=N_MELS)
+SAMPLE_RATE = 16_000
+N_FFT = 400
+HOP_LENGTH = 160
+CHUNK_SECONDS = 30
+N_SAMPLES = CHUNK_SECONDS * SAMPLE_RATE  # 480 000
+N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000
 
 
-def warm_up() -> None:
-    """Import transformers ahead of the first save, so the first figure is as quick as the rest."""
-    _feature_extractor()
+def _hz_to_mel(hz):
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-10) / min_log_hz) / logstep, hz / f_sp)
 
 
-def log_mel(audio: np.ndarray) -> np.ndarray:
-    """The encoder's input for 16 kHz mono audio: (80, 3000) float32, first 30 s, padded."""
-    features = _feature_extractor()(
-        np.asarray(audio, dtype=np.float32), sampling_rate=SAMPLE_RATE, return_tensors="np"
-    )["input_features"][0]
-    assert features.shape == (N_MELS, N_FRAMES), features.shape
-    return features
+def _mel_to_hz(mel):
+    mel = np.asarray(mel, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
 
 
-def plot_log_mel(features: np.ndarray, speech_seconds: float) -> np.ndarray:
-    """Draw the spectrogram with the end of speech marked; returns an RGB image (H, W, 3)."""
-    import matplotlib
+@lru_cache(maxsize=4)
+def mel_filters(n_mels: int = 80) -> np.ndarray:
+    """(n_mels, 201) triangular filters with Slaney area normalization, as librosa and Whisper use."""
+    fft_freqs = np.linspace(0, SAMPLE_RATE / 2, 1 + N_FFT // 2)
+    mel_points = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), n_mels + 2))
+    lower, center, upper = mel_points[:-2, None], mel_points[1:-1, None], mel_points[2:, None]
+    rising = (fft_freqs - lower) / (center - lower)
+    falling = (upper - fft_freqs) / (upper - center)
+    filters = np.maximum(0.0, np.minimum(rising, falling))
+    filters *= (2.0 / (upper - lower))  # each filter has the same area
+    return filters.astype(np.float32)
 
-    matplotlib.use("Agg")  # draw into memory: no screen on the VM, and none needed
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 3.4), dpi=100, layout="constrained")
-    try:
-        image = ax.imshow(features, origin="lower", aspect="auto", cmap="magma",
-                          extent=(0, WINDOW_SECONDS, 0, N_MELS), interpolation="nearest")
-        fig.colorbar(image, ax=ax, pad=0.01, label="log-mel (scaled)")
-        ax.set_xlabel(f"time (s): {N_FRAMES} frames, one every {1000 * HOP_LENGTH // SAMPLE_RATE} ms")
-        ax.set_ylabel(f"mel band (0-{N_MELS - 1})")
-        if speech_seconds < WINDOW_SECONDS:
-            ax.axvline(speech_seconds, color="white", linestyle="--", linewidth=1.5)
-            ax.text(speech_seconds + 0.3, N_MELS * 0.5, f"end of recording ({speech_seconds:.1f} s)\n"
-                    f"then silence padding to {WINDOW_SECONDS} s", color="white", va="center", fontsize=9)
-            title = (f"What Whisper's encoder sees: {N_MELS} x {N_FRAMES} log-mel, "
-                     f"{speech_seconds:.1f} s of recording + {WINDOW_SECONDS - speech_seconds:.1f} s padding")
-        else:
-            title = (f"What Whisper's encoder sees: {N_MELS} x {N_FRAMES} log-mel, the first "
-                     f"{WINDOW_SECONDS} s of {speech_seconds:.1f} s (02 reads the rest in further windows)")
-        ax.set_title(title, fontsize=10)
-        fig.canvas.draw()
-        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    finally:
-        plt.close(fig)  # a long-running app must not keep every figure it ever drew
+def pad_or_trim(audio: np.ndarray, length: int = N_SAMPLES) -> np.ndarray:
+    if len(audio) >= length:
+        return audio[:length]
+    return np.pad(audio, (0, length - len(audio)))
+
+
+def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, pad_to: int | None = N_SAMPLES) -> np.ndarray:
+    """16 kHz float32 audio -> (n_mels, frames) float32; 3000 frames for the default 30 s padding."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if pad_to is not None:
+        audio = pad_or_trim(audio, pad_to)
+    window = np.hanning(N_FFT + 1)[:-1]  # periodic Hann window
+    padded = np.pad(audio, N_FFT // 2, mode="reflect")  # centre each window on its frame
+    n_frames = 1 + (len(padded) - N_FFT) // HOP_LENGTH
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:n_frames]
+    power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2  # (frames, 201)
+    mel = mel_filters(n_mels) @ power[:-1].T.astype(np.float32)  # drop the last frame, as Whisper does
+    log_spec = np.log10(np.maximum(mel, 1e-10))
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)  # keep an 80 dB dynamic range
+    return ((log_spec + 4.0) / 4.0).astype(np.float32)

@@ -44,7 +44,8 @@ def _is_checkpoint(folder: Path) -> bool:
     return (folder / "config.json").is_file() and has_weights
 
 
-def _short_name(spec: str) -> str:
+def model_name(spec: str) -> str:
+    """The short name a --model value gets in file names, without loading anything: whisper-base."""
     return Path(spec.rstrip("/")).name
 
 
@@ -83,12 +84,12 @@ def resolve_model(spec: str = DEFAULT_MODEL) -> ModelSource:
     if local.exists():
         if not _is_checkpoint(local):
             raise LabError(f"{spec} is not a transformers checkpoint folder (needs config.json and model weights)")
-        return ModelSource(name=_short_name(spec), path=local, origin=f"local folder {local}")
+        return ModelSource(name=model_name(spec), path=local, origin=f"local folder {local}")
 
     if spec == DEFAULT_MODEL:
         cached = _from_hub(spec, local_only=True)
         if cached is not None:
-            return ModelSource(name=_short_name(spec), path=cached, origin=f"{spec} from the Hugging Face cache")
+            return ModelSource(name=model_name(spec), path=cached, origin=f"{spec} from the Hugging Face cache")
         return packaged_whisper_base()
 
     if spec.count("/") != 1 or spec.startswith(("/", ".", "~")):
@@ -99,4 +100,4 @@ def resolve_model(spec: str = DEFAULT_MODEL) -> ModelSource:
             f"cannot get {spec} from the Hugging Face hub (offline, or no such model); "
             f"use the default --model {DEFAULT_MODEL}, which works offline, or a local checkpoint folder"
         )
-    return ModelSource(name=_short_name(spec), path=folder, origin=f"{spec} from the Hugging Face hub")
+    return ModelSource(name=model_name(spec), path=folder, origin=f"{spec} from the Hugging Face hub")

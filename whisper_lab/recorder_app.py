@@ -12,7 +12,7 @@ Three things here are not Gradio's defaults, each for a reason:
   non-localhost address the browser hides the microphone, and the Record button
   does nothing at all. We show what to do instead.
 * The figure: after saving, the log-mel spectrogram of the saved file, exactly
-  as Whisper's encoder will receive it (see log_mel.py).
+  as Whisper's encoder will receive it (see mel_figure.py).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def build_app(output: Path, port: int):
     import gradio as gr
 
     from .audio import SAMPLE_RATE, load_audio
-    from .log_mel import log_mel, plot_log_mel
+    from .mel_figure import encoder_input, plot_encoder_input
 
     def ready_to_save(recording):
         # Called when the audio value changes: it is set once the upload has finished,
@@ -103,7 +103,7 @@ def build_app(output: Path, port: int):
         if saved_path is None:
             return None
         audio = load_audio(saved_path)  # read back what 02 will read, not what we meant to write
-        return plot_log_mel(log_mel(audio), speech_seconds=len(audio) / SAMPLE_RATE)
+        return plot_encoder_input(encoder_input(audio), speech_seconds=len(audio) / SAMPLE_RATE)
 
     with gr.Blocks(title="Whisper lab: record speech") as app:
         gr.Markdown(INTRO)
@@ -182,7 +182,7 @@ def offer_share_link(app, serving: Serving, wanted: bool, script: str) -> None:
 
 def warm_up_in_background() -> None:
     """Import transformers now, so the first spectrogram comes as fast as the later ones."""
-    from .log_mel import warm_up
+    from .mel_figure import warm_up
 
     threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
 

@@ -1,0 +1,79 @@
+"""Steps 4 and 6 of the lab: export Whisper's encoder and decoder to ONNX, at three precisions.
+
+    python 03-export-encoder-decoder.py                      # fp32: whisper-base_encoder.onnx, _decoder.onnx
+    python 03-export-encoder-decoder.py --precision int8     # + whisper-base_encoder_int8.onnx, ...
+    python 03-export-encoder-decoder.py --precision all      # fp32, fp16 and int8
+    python 03-export-encoder-decoder.py --precision int8 --transcribe speech.wav
+
+The files land in whisper_model_dir/. Open them in Netron to see:
+  encoder  log-mel -> 2 convolutions -> 6 transformer blocks -> LayerNorm
+           -> 12 parallel MatMuls: the cross-attention keys and values of the 6 decoder layers
+  decoder  tokens + caches -> embeddings -> 6 x (self-attention, cross-attention, MLP) -> logits
+
+Every export is checked: onnx.checker, then ONNX Runtime against PyTorch on the
+same speech, and the table at the end shows sizes, differences and which op
+types each precision added or removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from whisper_lab.audio import load_audio, long_audio_note
+from whisper_lab.errors import run_cli
+from whisper_lab.export_pipeline import PRECISIONS, export_precisions, files_ready, summary_table
+from whisper_lab.model_source import DEFAULT_MODEL, model_name, resolve_model
+from whisper_lab.onnx_whisper import TASKS, load_onnx_whisper
+
+HERE = Path(__file__).resolve().parent
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Export Whisper's encoder and decoder to ONNX and check them.")
+    parser.add_argument("--precision", choices=[*PRECISIONS, "all"], default="fp32",
+                        help="fp32 (default), fp16 (half the size), int8 (a quarter), or all three")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"hub id or local checkpoint folder (default: {DEFAULT_MODEL}, works offline)")
+    parser.add_argument("--output-dir", type=Path, default=HERE / "whisper_model_dir",
+                        help="where the .onnx files go (default: whisper_model_dir)")
+    parser.add_argument("--force", action="store_true", help="export again even if the files are up to date")
+    parser.add_argument("--transcribe", type=Path, metavar="AUDIO",
+                        help="transcribe this file with the ONNX models of --precision (exported first if missing)")
+    parser.add_argument("--language", default="en", help="spoken language for --transcribe (default: en)")
+    parser.add_argument("--task", choices=TASKS, default="transcribe", help="for --transcribe")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    precisions = list(PRECISIONS) if args.precision == "all" else [args.precision]
+
+    if args.transcribe:
+        audio = load_audio(args.transcribe)  # fail on a bad file before any long export
+        name = model_name(args.model)
+        missing = [p for p in precisions if args.force or not files_ready(args.output_dir, name, p)]
+        if missing:
+            export_precisions(resolve_model(args.model), args.output_dir, missing, force=args.force)
+        if note := long_audio_note(audio):
+            print(note, file=sys.stderr, flush=True)
+        for precision in precisions:
+            whisper = load_onnx_whisper(args.output_dir, name, precision)
+            text = whisper.transcribe(audio, language=args.language, task=args.task)
+            if len(precisions) > 1:
+                print(f"[{precision}]", file=sys.stderr)
+            print("Transcription:")
+            print()
+            print(text)
+        return
+
+    source = resolve_model(args.model)
+    results = export_precisions(source, args.output_dir, precisions, force=args.force)
+    print(summary_table(results))
+    print(f"\nOpen the files in Netron (https://netron.app, or python 04-compare-models.py --netron FILE): "
+          f"{args.output_dir}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,158 @@
+"""Whisper cut into the two graphs we export: an encoder and a one-step decoder.
+
+A transcription runs the encoder once per 30 s window and the decoder once per
+output token, so the cut is made where the work divides:
+
+    encoder  log-mel (batch, 80, 3000)
+             -> conv, conv (2x downsampling) -> 6 transformer blocks -> LayerNorm
+             -> for each of the 6 decoder layers, its cross-attention key and value
+                projections of the audio: the "many parallel branches" at the end
+             -> cross_k, cross_v (n_layer, batch, 1500, d_model)
+
+    decoder  tokens (batch, n), the self-attention cache of the tokens before them,
+             cross_k, cross_v
+             -> token + position embedding -> 6 blocks of
+                self-attention (to earlier tokens) + cross-attention (to the audio) + MLP
+             -> logits (batch, n, vocab) and the cache grown by n positions
+
+The audio keys/values never change while a window is decoded, so computing them
+once in the encoder saves 12 matrix products per decoder step; the self-attention
+cache means each step feeds only the newest token instead of the whole text so
+far. Optimum's "decoder with past" and sherpa-onnx's Whisper export cut the model
+the same way.
+
+The modules reuse the transformers weights (the same nn.Linear and nn.LayerNorm
+objects) but spell attention out in plain torch, so the exported graph holds only
+standard ONNX ops and no Python-side cache objects. Module names become node
+names in the ONNX file (`/layers.2/cross_attn/...`), which is what Netron shows.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(batch, time, d_model) -> (batch, n_head, time, head_dim)"""
+    batch, time, d_model = x.shape
+    return x.view(batch, time, n_head, d_model // n_head).transpose(1, 2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(batch, n_head, time, head_dim) -> (batch, time, d_model)"""
+    batch, n_head, time, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, time, n_head * head_dim)
+
+
+class Attention(nn.Module):
+    """Multi-head attention of queries from x over keys/values computed elsewhere."""
+
+    def __init__(self, hf_attention: nn.Module, n_head: int):
+        super().__init__()
+        self.q_proj, self.out_proj, self.n_head = hf_attention.q_proj, hf_attention.out_proj, n_head
+
+    def forward(self, x, key, value, mask=None):
+        head_dim = key.shape[-1] // self.n_head
+        q = _split_heads(self.q_proj(x) * head_dim**-0.5, self.n_head)  # scale q first, as Whisper does
+        scores = q @ _split_heads(key, self.n_head).transpose(-1, -2)  # (batch, head, n_query, n_key)
+        if mask is not None:
+            scores = scores + mask
+        return self.out_proj(_merge_heads(scores.softmax(dim=-1) @ _split_heads(value, self.n_head)))
+
+
+class SelfAttentionWithCache(nn.Module):
+    """Attention over the earlier tokens: the cache holds their keys/values, the new ones are appended."""
+
+    def __init__(self, hf_attention: nn.Module, n_head: int):
+        super().__init__()
+        self.k_proj, self.v_proj = hf_attention.k_proj, hf_attention.v_proj
+        self.attend = Attention(hf_attention, n_head)
+
+    def forward(self, x, k_cache, v_cache, mask):
+        k = torch.cat([k_cache, self.k_proj(x)], dim=1)
+        v = torch.cat([v_cache, self.v_proj(x)], dim=1)
+        return self.attend(x, k, v, mask), k, v
+
+
+class DecoderBlock(nn.Module):
+    """Pre-norm residual block: x += self_attn(x); x += cross_attn(x, audio); x += mlp(x)."""
+
+    def __init__(self, hf_layer: nn.Module, n_head: int):
+        super().__init__()
+        self.self_attn_layer_norm = hf_layer.self_attn_layer_norm
+        self.self_attn = SelfAttentionWithCache(hf_layer.self_attn, n_head)
+        self.cross_attn_layer_norm = hf_layer.encoder_attn_layer_norm
+        self.cross_attn = Attention(hf_layer.encoder_attn, n_head)
+        self.mlp_layer_norm = hf_layer.final_layer_norm
+        self.mlp = nn.Sequential(hf_layer.fc1, nn.GELU(), hf_layer.fc2)
+
+    def forward(self, x, k_cache, v_cache, cross_k, cross_v, mask):
+        attended, k, v = self.self_attn(self.self_attn_layer_norm(x), k_cache, v_cache, mask)
+        x = x + attended
+        x = x + self.cross_attn(self.cross_attn_layer_norm(x), cross_k, cross_v)
+        x = x + self.mlp(self.mlp_layer_norm(x))
+        return x, k, v
+
+
+class CrossKV(nn.Module):
+    """One decoder layer's key and value projections of the encoded audio."""
+
+    def __init__(self, hf_cross_attention: nn.Module):
+        super().__init__()
+        self.k_proj, self.v_proj = hf_cross_attention.k_proj, hf_cross_attention.v_proj
+
+    def forward(self, audio):
+        return self.k_proj(audio), self.v_proj(audio)
+
+
+class EncoderWithCrossKV(nn.Module):
+    """log-mel -> cross-attention keys and values for every decoder layer."""
+
+    def __init__(self, whisper):  # a WhisperForConditionalGeneration
+        super().__init__()
+        self.encoder = whisper.model.encoder
+        self.cross_kv = nn.ModuleList(CrossKV(layer.encoder_attn) for layer in whisper.model.decoder.layers)
+
+    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        audio = self.encoder(mel).last_hidden_state  # (batch, 1500, d_model): one vector per 20 ms
+        keys, values = zip(*(layer(audio) for layer in self.cross_kv))
+        return torch.stack(keys), torch.stack(values)
+
+
+class DecoderStep(nn.Module):
+    """tokens + caches -> logits for each new token + self-attention caches grown by n tokens."""
+
+    def __init__(self, whisper):
+        super().__init__()
+        decoder = whisper.model.decoder
+        n_head = whisper.config.decoder_attention_heads
+        # Whisper ties its output projection to the token embedding: logits = hidden @ E^T.
+        # We keep E^T (d_model, vocab) as the one stored tensor: token lookup is a Gather of
+        # its columns and the output projection a plain MatMul with it. So the file holds the
+        # 26.5 M-number table once, and int8 quantization can share a single int8 copy.
+        self.token_embedding_t = nn.Parameter(decoder.embed_tokens.weight.detach().t().contiguous())
+        self.positional_embedding = decoder.embed_positions.weight  # learned, one row per position
+        self.layers = nn.ModuleList(DecoderBlock(layer, n_head) for layer in decoder.layers)
+        self.layer_norm = decoder.layer_norm
+
+    def forward(self, tokens, self_k_cache, self_v_cache, cross_k, cross_v):
+        batch, n_new = tokens.shape
+        n_past = self_k_cache.shape[2]
+        d_model = self.token_embedding_t.shape[0]
+
+        token_vectors = torch.index_select(self.token_embedding_t, 1, tokens.reshape(-1))  # (d_model, batch*n)
+        positions = torch.arange(n_new, device=tokens.device) + n_past
+        x = token_vectors.t().reshape(batch, n_new, d_model) + self.positional_embedding[positions]
+
+        # causal mask: new token i (at position n_past + i) may see positions 0 .. n_past + i
+        key_positions = torch.arange(n_past + n_new, device=tokens.device)
+        mask = torch.where(key_positions[None, :] > positions[:, None], float("-inf"), 0.0)
+
+        new_k, new_v = [], []
+        for i, block in enumerate(self.layers):
+            x, k, v = block(x, self_k_cache[i], self_v_cache[i], cross_k[i], cross_v[i], mask)
+            new_k.append(k)
+            new_v.append(v)
+        logits = self.layer_norm(x) @ self.token_embedding_t  # (batch, n, vocab)
+        return logits, torch.stack(new_k), torch.stack(new_v)

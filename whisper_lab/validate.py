@@ -1,0 +1,51 @@
+"""Does the exported pair compute what PyTorch computes? Same input, both engines, largest difference.
+
+The reference is the untouched transformers model: its encoder followed by each
+decoder layer's cross-attention key/value projections, and its logits for the
+decoding prompt. The input is the log-mel of real speech (the shipped sample),
+not random numbers: quantization error depends on the values that flow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FP32_TOLERANCE = 1e-3
+
+
+@dataclass
+class Reference:
+    mel: np.ndarray  # (1, n_mels, 3000)
+    prompt: list[int]
+    cross_k: np.ndarray  # (n_layer, 1, 1500, d_model)
+    cross_v: np.ndarray
+    logits: np.ndarray  # (1, len(prompt), vocab)
+
+
+@dataclass
+class Validation:
+    encoder_max_diff: float  # over cross_k and cross_v
+    logits_max_diff: float  # first decoder step: logits of every prompt position
+
+
+def pytorch_reference(model, mel: np.ndarray, prompt: list[int]) -> Reference:
+    import torch
+
+    features = torch.from_numpy(mel)
+    with torch.inference_mode():
+        audio = model.model.encoder(features).last_hidden_state
+        layers = model.model.decoder.layers
+        cross_k = torch.stack([layer.encoder_attn.k_proj(audio) for layer in layers])
+        cross_v = torch.stack([layer.encoder_attn.v_proj(audio) for layer in layers])
+        logits = model(input_features=features, decoder_input_ids=torch.tensor([prompt])).logits
+    return Reference(mel, prompt, cross_k.numpy(), cross_v.numpy(), logits.numpy())
+
+
+def compare_with_reference(onnx_whisper, reference: Reference) -> Validation:
+    cross_k, cross_v = onnx_whisper.encode(reference.mel)
+    empty = onnx_whisper.empty_cache()
+    logits, _, _ = onnx_whisper.decoder_step([reference.prompt], empty, empty, cross_k, cross_v)
+    encoder_diff = max(np.abs(cross_k - reference.cross_k).max(), np.abs(cross_v - reference.cross_v).max())
+    return Validation(float(encoder_diff), float(np.abs(logits - reference.logits).max()))
