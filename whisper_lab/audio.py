@@ -81,3 +81,33 @@ def load_audio(path: str | Path) -> np.ndarray:
     audio = to_mono_16k(samples, sample_rate)
     check_speech_like(audio, what=str(path))
     return audio
+
+
+def peak_dbfs(samples: np.ndarray) -> float:
+    """Loudest sample in dB relative to full scale: 0 dBFS is the largest value a file can hold."""
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    return 20 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+def check_max_duration(seconds: float, max_seconds: float, what: str = "the audio") -> None:
+    """Refuse audio longer than `max_seconds`, before spending time and memory on it."""
+    if seconds > max_seconds:
+        raise LabError(f"{what} is {seconds:.0f} s long, over the limit of {max_seconds:.0f} s; "
+                       "record a shorter clip")
+
+
+def write_wav_16k(samples: np.ndarray, target: str | Path) -> None:
+    """Write 16 kHz mono float samples as a 16-bit PCM WAV, atomically (temp file + rename).
+
+    16-bit PCM is what Whisper's own recordings were stored as and what every tool
+    reads. Values beyond [-1, 1] (a resampler can overshoot a little on loud audio)
+    are clipped rather than left to wrap around into loud clicks.
+    """
+    import soundfile as sf
+
+    from .files import atomic_file
+
+    samples = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    with atomic_file(target) as tmp:
+        # The temporary name ends in .tmp, so say the format instead of letting soundfile guess.
+        sf.write(str(tmp), samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
