@@ -22,7 +22,7 @@ SAMPLE_RATE = 16_000
 READABLE_FORMATS = "wav, flac, ogg, mp3"
 # Quieter than this everywhere (peak below -50 dBFS) is silence, or a muted microphone:
 # even soft speech peaks above -30 dBFS on a working microphone.
-SILENCE_PEAK = 10 ** (-50 / 20)
+SILENCE_DBFS = -50.0
 MIN_SECONDS = 0.1
 
 
@@ -61,9 +61,8 @@ def check_speech_like(samples: np.ndarray, what: str = "the audio") -> None:
     """Refuse empty or all-silent audio, which Whisper would 'transcribe' into invented text."""
     if samples.size < MIN_SECONDS * SAMPLE_RATE:
         raise LabError(f"{what} is empty (shorter than {MIN_SECONDS} s); record or choose a file with speech")
-    peak = float(np.max(np.abs(samples)))
-    if peak < SILENCE_PEAK:
-        level = 20 * np.log10(peak) if peak > 0 else float("-inf")
+    level = peak_dbfs(samples)
+    if level < SILENCE_DBFS:
         raise LabError(f"{what} is silent (peak {level:.0f} dBFS); check the microphone and record again")
 
 

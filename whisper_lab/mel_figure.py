@@ -8,43 +8,33 @@ frames: shorter clips are padded with silence, which shows up as a flat,
 uniform block on the right of the picture. That padding is why a 3-second clip
 costs the encoder as much as a 30-second one.
 
-We compute it with the same `WhisperFeatureExtractor` that script 02 uses, so
-the figure is the model's real input, not an approximation of it. (log_mel.py
-computes the same numbers in plain numpy, step by step, for the ONNX path.)
+We compute it with log_mel.py, the numpy version of the feature extractor that
+script 02 uses (the tests hold the two to 1e-4), so the figure is the model's
+real input, not an approximation of it, and the recorder never imports PyTorch.
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
 from .audio import SAMPLE_RATE
 from .log_mel import CHUNK_SECONDS as WINDOW_SECONDS
-from .log_mel import HOP_LENGTH, N_FRAMES  # 160 samples = 10 ms between frames; 3000 frames in 30 s
+from .log_mel import HOP_LENGTH, N_FRAMES, log_mel_spectrogram  # 160 samples = 10 ms between frames; 3000 frames in 30 s
 
 N_MELS = 80
 
 
-@functools.lru_cache(maxsize=1)
-def _feature_extractor():
-    # Imported here, not at the top: transformers takes a few seconds to import,
-    # and the recorder page should be up before that.
-    from transformers import WhisperFeatureExtractor
-
-    return WhisperFeatureExtractor(feature_size=N_MELS)
-
-
 def warm_up() -> None:
-    """Import transformers ahead of the first save, so the first figure is as quick as the rest."""
-    _feature_extractor()
+    """Import matplotlib ahead of the first save, so the first figure is as quick as the rest."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
 
 
 def encoder_input(audio: np.ndarray) -> np.ndarray:
     """The encoder's input for 16 kHz mono audio: (80, 3000) float32, first 30 s, padded."""
-    features = _feature_extractor()(
-        np.asarray(audio, dtype=np.float32), sampling_rate=SAMPLE_RATE, return_tensors="np"
-    )["input_features"][0]
+    features = log_mel_spectrogram(np.asarray(audio, dtype=np.float32), N_MELS)
     assert features.shape == (N_MELS, N_FRAMES), features.shape
     return features
 

@@ -181,7 +181,7 @@ def offer_share_link(app, serving: Serving, wanted: bool, script: str) -> None:
 
 
 def warm_up_in_background() -> None:
-    """Import transformers now, so the first spectrogram comes as fast as the later ones."""
+    """Import matplotlib now, so the first spectrogram comes as fast as the later ones."""
     from .mel_figure import warm_up
 
     threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
