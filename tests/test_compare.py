@@ -189,6 +189,7 @@ def test_report_speed_and_memory_are_measured(report):
     memory = {r[0]: float(r[3]) for r in _table_rows(markdown, "## Peak memory")}
     # each backend in its own process: the peaks differ, and follow the weights they hold
     assert memory["ONNX int8"] < memory["ONNX fp32"] and memory["ONNX int8"] < memory["HF PyTorch fp32"]
+    assert memory["ONNX int8"] <= 400  # the budget; onnx_whisper's shared exact-size arena keeps it there
 
 
 def test_report_accuracy_counts_real_words(report):
