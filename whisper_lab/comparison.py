@@ -112,7 +112,7 @@ def environment(threads: int) -> dict[str, str]:
         "cpu features": " ".join(features) or "unknown",
         "threads": str(threads),
         "python": platform.python_version(),
-        "load average before": " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a",
+        "load average at start (1, 5, 15 min)": " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a",
         **packages,
     }
 

@@ -55,6 +55,10 @@ class Target:
 # --- numbers -------------------------------------------------------------------------------------
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f}"
 
@@ -91,7 +95,7 @@ def targets(c: Comparison) -> list[Target]:
                           f"encoder {_ms(s['onnx-fp16'].encoder_per_window)} vs {_ms(s['onnx-fp32'].encoder_per_window)} ms",
                           None))  # fmt: skip
     few = len(c.utterances) < MIN_WER_UTTERANCES
-    suffix = f" (only {len(c.utterances)} utterances: not conclusive)" if few else ""
+    suffix = f" (only {_n(len(c.utterances), 'utterance')}: not conclusive)" if few else ""
     if "onnx-int8" in acc and "onnx-fp32" in acc:
         delta = acc["onnx-int8"].wer - acc["onnx-fp32"].wer
         out.append(Target("ONNX int8 WER at most 1 point above fp32",
@@ -107,7 +111,7 @@ def targets(c: Comparison) -> list[Target]:
                           f"{mem['onnx-int8'].peak_mb:.0f} MB peak RSS (own process: load + 2 transcriptions)",
                           mem["onnx-int8"].peak_mb <= INT8_MEMORY_MB))  # fmt: skip
     out.append(Target(f"whole report in under {RUN_MINUTES} minutes on {c.environment.get('cores', '?')} cores",
-                      f"{c.seconds / 60:.1f} min ({len(c.utterances)} utterances, {c.settings.repeats} rounds)",
+                      f"{c.seconds / 60:.1f} min ({_n(len(c.utterances), 'utterance')}, {_n(c.settings.repeats, 'round')})",
                       c.seconds < RUN_MINUTES * 60))  # fmt: skip
     return out
 
@@ -229,14 +233,16 @@ def _bars(ax, labels: list[str], values: list[float], colors: list[str], title: 
     if low is not None and high is not None:
         errors = [[v - lo for v, lo in zip(values, low)], [hi - v for v, hi in zip(values, high)]]
     bars = ax.bar(positions, values, color=colors, yerr=errors, capsize=3 if errors else 0, edgecolor="black", linewidth=0.4)
-    for bar, value in zip(bars, values):
-        ax.annotate(fmt.format(value), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")  # fmt: skip
+    tops = high if high is not None else values  # labels go above the whiskers, not through them
+    for bar, value, top in zip(bars, values, tops):
+        ax.annotate(fmt.format(value), (bar.get_x() + bar.get_width() / 2, top),
+                    ha="center", va="bottom", fontsize=8, xytext=(0, 3), textcoords="offset points")  # fmt: skip
     ax.set_xticks(list(positions), labels, rotation=20, ha="right", fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(unit, fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
     ax.margins(y=0.15)
+    ax.set_ylim(bottom=0, top=None if max(values + [0]) > 0 else 1)  # all zero (WER of a tiny set): no negative axis
     ax.spines[["top", "right"]].set_visible(False)
 
 
@@ -285,9 +291,8 @@ def _memory_panel(ax, c: Comparison) -> None:
     _bars(ax, [LABELS[n] for n in names], [c.memory[n].peak_mb for n in names], [COLORS[n] for n in names],
           "Peak memory (RSS), load + transcribe", "MB")  # fmt: skip
     if "onnx-int8" in c.memory:
-        ax.axhline(INT8_MEMORY_MB, color="red", linestyle="--", linewidth=0.8)
-        ax.annotate(f"{INT8_MEMORY_MB} MB target (int8)", (0, INT8_MEMORY_MB), fontsize=7, color="red",
-                    xytext=(0, 2), textcoords="offset points")  # fmt: skip
+        ax.axhline(INT8_MEMORY_MB, color="red", linestyle="--", linewidth=0.8, label=f"target for int8: {INT8_MEMORY_MB} MB")
+        ax.legend(fontsize=7, loc="upper right", frameon=False)
 
 
 def _save(figure, target: Path) -> None:
@@ -388,7 +393,7 @@ def render_markdown(c: Comparison) -> str:
         "",
         f"![size]({PLOTS['size']})",
         "",
-        f"## Speed: {st.clip.path.name} ({c.clip_seconds:.1f} s), {st.repeats} interleaved rounds",
+        f"## Speed: {st.clip.path.name} ({c.clip_seconds:.1f} s), {_n(st.repeats, 'interleaved round')}",
         "",
         speed_table(c),
         "",
@@ -404,7 +409,7 @@ def render_markdown(c: Comparison) -> str:
         "- " + _noise_note(c.speed_cpu, "the speed rounds") + " " + _noise_note(c.accuracy_cpu, "the accuracy pass"),
         "",
         _fp16_explanation(c),
-        f"## Accuracy: {len(c.utterances)} English utterances, {next(iter(c.accuracy.values())).words if c.accuracy else 0} words",
+        f"## Accuracy: {_n(len(c.utterances), 'English utterance')}, {next(iter(c.accuracy.values())).words if c.accuracy else 0} words",
         "",
         accuracy_table(c),
         "",
@@ -414,8 +419,8 @@ def render_markdown(c: Comparison) -> str:
         "after Whisper's English text normalizer (transformers' EnglishTextNormalizer: case, punctuation, "
         "number words) on both sides; computed with jiwer.",
         "",
-        "Sources (real speech, fetched by `whisper_lab/speech_data.py` from pinned Debian packages, checked by SHA-256): "
-        + _sources(c),
+        "Sources, all real speech (`whisper_lab/speech_data.py`: the JFK clip ships in samples/, the rest comes "
+        "from Debian packages pinned by URL and SHA-256, fetched once into the cache): " + _sources(c),
         "",
         "## Peak memory",
         "",
@@ -461,20 +466,22 @@ def _sources(c: Comparison) -> str:
         counts[u.source] = counts.get(u.source, 0) + 1
     described = [f"{source} ({n})" for source, n in counts.items()]
     licences = "; ".join(f"{p.name}: {p.licence}" for p in PACKAGES.values())
-    return ", ".join(described) + f". Licences: JFK sample public domain; {licences}."
+    return ", ".join(described) + f". Licences: JFK sample: public domain; {licences}."
 
 
 def stdout_summary(c: Comparison, report_path: Path) -> str:
     blocks = [
         "Size on disk", size_table(c),
-        f"Speed ({c.settings.clip.path.name}, {c.settings.repeats} interleaved rounds, medians)", speed_table(c),
-        f"Accuracy ({len(c.utterances)} utterances)", accuracy_table(c),
+        f"Speed ({c.settings.clip.path.name}, {_n(c.settings.repeats, 'interleaved round')}, medians)", speed_table(c),
+        f"Accuracy ({_n(len(c.utterances), 'utterance')})", accuracy_table(c),
         "Peak memory (each backend in its own process)", memory_table(c),
         "Targets", targets_table(c),
     ]  # fmt: skip
     out = []
     for title, table in zip(blocks[::2], blocks[1::2]):
         out += [title, table, ""]
+    for name, why in c.skipped.items():
+        out.append(f"Skipped {LABELS[name]}: {why}")
     for share, what in ((c.speed_cpu, "the speed rounds"), (c.accuracy_cpu, "the accuracy pass")):
         note = _noise_note(share, what)
         if note:
