@@ -8,9 +8,9 @@
 
 The report compares HF PyTorch fp32 (script 02's path), our ONNX graphs at
 fp32/fp16/int8 (script 03's files; run 03 with --precision all first) and, if
-installed, faster-whisper int8 on the same weights. It takes about 4-5 minutes
-on 2 cores; the first run also downloads the test speech from Debian (about
-60 MB, once).
+installed, faster-whisper int8 on the same weights. It takes about 4 minutes
+on 2 cores; the first run also downloads the test speech from Debian (three
+packages, once, into the cache).
 """
 
 from __future__ import annotations

@@ -315,6 +315,14 @@ def test_netron_port_in_use(exported):
 
 def test_netron_missing_file(tmp_path):
     assert_one_line_error(run_script(SCRIPT, "--netron", tmp_path / "nope.onnx"), "nope.onnx", "no such file")
+    assert_one_line_error(run_script(SCRIPT, "--netron", tmp_path), "is a folder")
+
+
+def test_netron_bad_port_and_host(exported):
+    model = pair(exported, "int8").encoder
+    assert_one_line_error(run_script(SCRIPT, "--netron", model, "--port", "70000"), "--port 70000")
+    assert_one_line_error(run_script(SCRIPT, "--netron", model, "--host", "no-such-host.invalid"),
+                          "cannot listen on no-such-host.invalid", "--host")  # fmt: skip
 
 
 def test_diff_missing_file(exported, tmp_path):

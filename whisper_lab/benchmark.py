@@ -42,6 +42,7 @@ from .errors import LabError
 from .speech_data import Utterance
 
 PAUSE_SECONDS = 0.2
+PROBE_TIMEOUT = 900  # seconds for one memory probe: loading + two transcriptions take 5-10 s
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -220,7 +221,10 @@ def measure_memory(name: str, model_dir: Path, model: str, threads: int, audio_p
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "whisper_lab.memory_probe", name, "--model-dir", str(model_dir),
                "--model", model, "--threads", str(threads), "--audio", str(audio_path)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        raise LabError(f"measuring the memory of {name} took over {PROBE_TIMEOUT} s; is the machine overloaded?") from exc
     lines = done.stdout.strip().splitlines()
     try:
         report = json.loads(lines[-1])

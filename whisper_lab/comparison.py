@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backends import BACKENDS, REFERENCE, Backend, BackendUnavailable, load_backend
+from .backends import BACKENDS, Backend, BackendUnavailable, load_backend
 from .benchmark import (AccuracyResult, CpuShare, MemoryResult, SpeedResult, log, measure_accuracy,
                         measure_memories, measure_speed)  # fmt: skip
 from .errors import LabError
@@ -59,14 +59,6 @@ class Comparison:
     skipped: dict[str, str] = field(default_factory=dict)  # backend -> why
     environment: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0  # the whole run, until the report is written
-
-    @property
-    def precisions(self) -> list[str]:
-        return list(self.files)
-
-    @property
-    def measured(self) -> list[str]:
-        return list(self.speed)
 
 
 def onnx_precisions(backends: tuple[str, ...]) -> list[str]:
@@ -169,7 +161,7 @@ def run_comparison(settings: Settings) -> Comparison:
             continue
         try:
             backends[name] = load_backend(name, settings.model_dir, settings.model, settings.threads)
-        except BackendUnavailable as exc:  # pragma: no cover - the memory probe sees this first
+        except BackendUnavailable as exc:  # normally the memory probe has found this already
             result.skipped[name] = str(exc)
     log(f"  {settings.repeats} interleaved rounds on {settings.clip.path.name} ({result.clip_seconds:.1f} s) ...")
     result.speed, result.speed_cpu = measure_speed(backends, clip, settings.repeats)
@@ -181,5 +173,3 @@ def run_comparison(settings: Settings) -> Comparison:
     result.seconds = time.perf_counter() - start
     return result
 
-
-__all__ = ["Settings", "Comparison", "run_comparison", "check_exported", "REFERENCE", "MIN_WER_UTTERANCES"]

@@ -15,6 +15,7 @@ other files in the model's folder to anyone who can reach the VM.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import time
@@ -50,26 +51,33 @@ class NetronServer:
         netron.stop((self.host, self.port))
 
 
-def _port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail early, in one line, if we cannot listen there (netron's own errors are less clear)."""
+    if not 0 <= port <= 65535:
+        raise LabError(f"--port {port}: a port is a number from 1 to 65535 (0 = any free port)")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
-        except OSError:
-            return True
-    return False
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise LabError(f"port {port} on {host} is in use (another Netron?); "
+                               "choose another with --port, or --port 0 for any free one") from exc  # fmt: skip
+            raise LabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host") from exc
 
 
 def serve_model(model: Path, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT) -> NetronServer:
     """Start Netron's server for `model` in a background thread; port 0 or None = any free port."""
     model = Path(model)
+    if model.is_dir():
+        raise LabError(f"{model}: is a folder; give one model file, e.g. {model / 'whisper-base_encoder_int8.onnx'}")
     if not model.is_file():
         raise LabError(f"{model}: no such file" + ("" if model.parent.is_dir() else f" (no folder {model.parent})"))
     try:
         import netron
     except ImportError as exc:
         raise LabError("netron is not installed; pip install -r requirements.txt") from exc
-    if port and _port_taken(host, port):
-        raise LabError(f"port {port} on {host} is in use (another Netron?); choose another with --port, or --port 0")
+    _check_can_listen(host, port or 0)
     # netron logs 'Serving ... at ...' through the root logger; we print our own, clearer lines
     logging.getLogger("netron.server").setLevel(logging.WARNING)
     if not logging.getLogger().hasHandlers():
