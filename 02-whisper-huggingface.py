@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from whisper_lab.audio import load_audio
+from whisper_lab.audio import load_audio, long_audio_note
 from whisper_lab.errors import LabError, run_cli
 from whisper_lab.hf_transcribe import TASKS, HFWhisper
 from whisper_lab.model_source import DEFAULT_MODEL, resolve_model
@@ -45,6 +45,8 @@ def main() -> None:
     source = resolve_model(args.model)
     print(f"Loading {source.name} ({source.origin}) ...", file=sys.stderr, flush=True)
     whisper = HFWhisper.load(source)
+    if note := long_audio_note(audio):
+        print(note, file=sys.stderr, flush=True)
     text = whisper.transcribe(audio, language=args.language, task=args.task)
 
     print("Transcription:")

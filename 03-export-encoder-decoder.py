@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from whisper_lab.audio import load_audio
+from whisper_lab.audio import load_audio, long_audio_note
 from whisper_lab.errors import run_cli
 from whisper_lab.export_pipeline import PRECISIONS, export_precisions, files_ready, summary_table
 from whisper_lab.model_source import DEFAULT_MODEL, model_name, resolve_model
@@ -56,6 +56,8 @@ def main() -> None:
         missing = [p for p in precisions if args.force or not files_ready(args.output_dir, name, p)]
         if missing:
             export_precisions(resolve_model(args.model), args.output_dir, missing, force=args.force)
+        if note := long_audio_note(audio):
+            print(note, file=sys.stderr, flush=True)
         for precision in precisions:
             whisper = load_onnx_whisper(args.output_dir, name, precision)
             text = whisper.transcribe(audio, language=args.language, task=args.task)

@@ -2,7 +2,7 @@
 # Install the lab's Python packages into the active Python environment.
 #
 #   bash install.sh          # what the lab scripts need
-#   bash install.sh --test   # plus what the tests need
+#   bash install.sh --test   # plus what the tests need, Debian's Chromium included
 #
 # PyTorch first: on Linux, PyPI's torch wheel is the CUDA build (about 6 GB with its
 # NVIDIA libraries). The lab runs on CPU-only VMs, so we ask PyTorch's CPU index for
@@ -22,3 +22,9 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then
     || echo "install.sh: PyTorch's CPU index is out of reach; taking torch from the default index" >&2
 fi
 "$PYTHON" -m pip install -r "$req"
+
+if [ "$req" = requirements-test.txt ]; then
+  # The recorder's end-to-end test drives a real Chromium (Debian packages, needs root or sudo).
+  bash .ci/install-browser.sh \
+    || echo "install.sh: could not install chromium; the browser tests will fail until it is installed" >&2
+fi

@@ -71,3 +71,17 @@ def assert_one_line_error(result, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     return errors[0]
+
+
+# The recorder's tests (01): the same Python runs the scripts, and JFK's speech as raw samples.
+PYTHON = sys.executable
+
+
+@pytest.fixture(scope="session")
+def jfk_int16() -> np.ndarray:
+    """samples/jfk.wav exactly as stored: 16 kHz mono int16, the raw material for every browser shape."""
+    import soundfile as sf
+
+    samples, sample_rate = sf.read(JFK.path, dtype="int16")
+    assert sample_rate == 16_000 and samples.ndim == 1
+    return samples

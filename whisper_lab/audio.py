@@ -22,7 +22,7 @@ SAMPLE_RATE = 16_000
 READABLE_FORMATS = "wav, flac, ogg, mp3"
 # Quieter than this everywhere (peak below -50 dBFS) is silence, or a muted microphone:
 # even soft speech peaks above -30 dBFS on a working microphone.
-SILENCE_PEAK = 10 ** (-50 / 20)
+SILENCE_DBFS = -50.0
 MIN_SECONDS = 0.1
 
 
@@ -61,10 +61,17 @@ def check_speech_like(samples: np.ndarray, what: str = "the audio") -> None:
     """Refuse empty or all-silent audio, which Whisper would 'transcribe' into invented text."""
     if samples.size < MIN_SECONDS * SAMPLE_RATE:
         raise LabError(f"{what} is empty (shorter than {MIN_SECONDS} s); record or choose a file with speech")
-    peak = float(np.max(np.abs(samples)))
-    if peak < SILENCE_PEAK:
-        level = 20 * np.log10(peak) if peak > 0 else float("-inf")
+    level = peak_dbfs(samples)
+    if level < SILENCE_DBFS:
         raise LabError(f"{what} is silent (peak {level:.0f} dBFS); check the microphone and record again")
+
+
+def long_audio_note(audio: np.ndarray) -> str | None:
+    """A heads-up for audio longer than Whisper's 30 s window, which is read window by window."""
+    seconds = len(audio) / SAMPLE_RATE
+    if seconds <= 30:
+        return None
+    return f"{seconds:.0f} s of audio: Whisper reads it in 30 s windows, about {int(seconds // 30) + 1} of them ..."
 
 
 def load_audio(path: str | Path) -> np.ndarray:
@@ -73,3 +80,33 @@ def load_audio(path: str | Path) -> np.ndarray:
     audio = to_mono_16k(samples, sample_rate)
     check_speech_like(audio, what=str(path))
     return audio
+
+
+def peak_dbfs(samples: np.ndarray) -> float:
+    """Loudest sample in dB relative to full scale: 0 dBFS is the largest value a file can hold."""
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    return 20 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+def check_max_duration(seconds: float, max_seconds: float, what: str = "the audio") -> None:
+    """Refuse audio longer than `max_seconds`, before spending time and memory on it."""
+    if seconds > max_seconds:
+        raise LabError(f"{what} is {seconds:.0f} s long, over the limit of {max_seconds:.0f} s; "
+                       "record a shorter clip")
+
+
+def write_wav_16k(samples: np.ndarray, target: str | Path) -> None:
+    """Write 16 kHz mono float samples as a 16-bit PCM WAV, atomically (temp file + rename).
+
+    16-bit PCM is what Whisper's own recordings were stored as and what every tool
+    reads. Values beyond [-1, 1] (a resampler can overshoot a little on loud audio)
+    are clipped rather than left to wrap around into loud clicks.
+    """
+    import soundfile as sf
+
+    from .files import atomic_file
+
+    samples = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    with atomic_file(target) as tmp:
+        # The temporary name ends in .tmp, so say the format instead of letting soundfile guess.
+        sf.write(str(tmp), samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")

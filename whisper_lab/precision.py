@@ -7,8 +7,9 @@ left float16 cache outputs typed as float32, which ONNX Runtime refuses to load)
 `keep_io_types=True` keeps inputs and outputs float32, so callers change nothing:
 Cast nodes at the edges convert on the way in and out.
 On a CPU this saves disk and memory but not time: most CPUs have no fast float16
-arithmetic, so ONNX Runtime computes many ops in float32 anyway and pays for the
-extra Casts.
+arithmetic and most of ONNX Runtime's CPU kernels exist only for float32, so at
+load time it wraps those ops in Cast nodes and computes in float32 anyway,
+paying for the conversions on every run.
 
 int8 stores each weight matrix as 1-byte integers plus one float scale (and zero
 point): w ~ scale * (q - zero_point). "Dynamic" quantization also turns the

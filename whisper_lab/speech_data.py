@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LabError
-from .files import atomic_dir, atomic_file
+from .files import atomic_dir
 from .model_source import cache_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -174,16 +174,14 @@ def asterisk_utterances() -> list[Utterance]:
 def write_concatenation(utterances: list[Utterance], target: Path, gap_seconds: float = 0.5) -> str:
     """Join utterances (16 kHz mono, with short pauses) into one WAV; return the joined reference text."""
     import numpy as np
-    import soundfile as sf
 
-    from .audio import SAMPLE_RATE, load_audio
+    from .audio import SAMPLE_RATE, load_audio, write_wav_16k
 
     gap = np.zeros(int(gap_seconds * SAMPLE_RATE), dtype=np.float32)
     pieces = []
     for utterance in utterances:
         pieces += [load_audio(utterance.path), gap]
-    with atomic_file(target) as tmp:
-        sf.write(tmp, np.concatenate(pieces), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    write_wav_16k(np.concatenate(pieces), target)
     return " ".join(u.text for u in utterances)
 
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install Debian's Chromium and ChromeDriver for the browser tests (tests/test_browser.py).
+#
+#   bash .ci/install-browser.sh
+#
+# Idempotent: when both are installed already it only prints their versions.
+# The tests drive the system Chromium through Playwright (executable_path), because
+# Playwright's own browser download needs a host that CI and the lab VMs cannot reach.
+set -euo pipefail
+
+versions() {
+  # Debian's chromium wrapper script prints a harmless shell warning on stderr; hide it.
+  chromium --version 2>/dev/null
+  chromedriver --version 2>/dev/null
+}
+
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+  versions
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-browser.sh: run as root, or install sudo" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+versions

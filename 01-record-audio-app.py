@@ -1,0 +1,77 @@
+"""Step 2 of the lab: record your voice in the browser and save it as speech.wav for Whisper.
+
+    python 01-record-audio-app.py                 # then open the printed address
+    python 01-record-audio-app.py --no-share      # don't ask for a public link
+    python 01-record-audio-app.py --https         # https with a self-signed certificate
+    python 01-record-audio-app.py --output take2.wav --port 7861
+
+The page records from the microphone (or takes an uploaded file), and "Save
+Recording" writes 16 kHz mono 16-bit WAV, the format Whisper was trained on,
+where 02-whisper-huggingface.py looks for it. It also shows the log-mel
+spectrogram of the saved clip: the 80 x 3000 picture Whisper's encoder reads.
+
+Browsers only give the microphone to https pages or to http://localhost; the
+script prints how to get there from your laptop (see whisper_lab/web_access.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from whisper_lab.errors import run_cli
+from whisper_lab.recording import check_output_path
+from whisper_lab.web_access import Serving, check_port_free, tls_files
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUTPUT = HERE / "speech.wav"  # where 02-whisper-huggingface.py looks by default
+SCRIPT = Path(__file__).name
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Record speech in the browser and save it as a 16 kHz WAV for Whisper.")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help="where Save Recording writes the WAV file (default: speech.wav next to this script)")
+    parser.add_argument("--host", default="0.0.0.0",
+                        help="address to listen on (default: 0.0.0.0, every interface, so the page can be reached "
+                             "through a forwarded port or the VM's address; 127.0.0.1 = this machine only)")
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    parser.add_argument("--share", action=argparse.BooleanOptionalAction, default=True,
+                        help="also ask Gradio for a public https link (default: on; needs internet access)")
+    parser.add_argument("--ssl-certfile", type=Path, help="serve https with this PEM certificate")
+    parser.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key (PEM)")
+    parser.add_argument("--https", action="store_true",
+                        help="serve https with a self-signed certificate made on the fly "
+                             "(the browser warns once; accept it to reach the page)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+
+    # 1. Check what the student typed before the slow part (importing Gradio): one-line errors.
+    output = check_output_path(args.output)
+    check_port_free(args.host, args.port)
+    certfile, keyfile = tls_files(args.https, args.ssl_certfile, args.ssl_keyfile, args.host)
+    if args.https:
+        print(f"Self-signed certificate: {certfile}", flush=True)
+    serving = Serving(host=args.host, port=args.port, https=certfile is not None)
+
+    # 2. Declare the page and serve it (in a background thread).
+    from whisper_lab import recorder_app
+
+    app = recorder_app.build_app(output, port=args.port)
+    recorder_app.launch(app, serving, output, certfile, keyfile)
+    print(f"Saving recordings to {output}", flush=True)
+    recorder_app.print_addresses(serving)
+
+    # 3. A public share link if this VM can get one; if not, what to do instead.
+    recorder_app.offer_share_link(app, serving, wanted=args.share, script=SCRIPT)
+
+    recorder_app.warm_up_in_background()
+    recorder_app.keep_serving(app)
+
+
+if __name__ == "__main__":
+    run_cli(main)
