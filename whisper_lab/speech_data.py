@@ -183,3 +183,39 @@ def write_concatenation(utterances: list[Utterance], target: Path, gap_seconds: 
         pieces += [load_audio(utterance.path), gap]
     write_wav_16k(np.concatenate(pieces), target)
     return " ".join(u.text for u in utterances)
+
+
+def _seconds(path: Path) -> float:
+    import soundfile as sf
+
+    return sf.info(str(path)).duration
+
+
+def english_test_set(count: int, min_prompt_words: int = 5, max_seconds: float = 30.0) -> list[Utterance]:
+    """`count` real English utterances with references, the same ones on every machine.
+
+    In this order, so that a small set still mixes voices: the JFK sample, the five
+    LibriVox sentences, the five "cards" phrases, then Asterisk prompts. From the
+    Asterisk prompts we take sentences of at least `min_prompt_words` words (one-word
+    prompts like "minute" say little about a transcriber), spread evenly over the
+    alphabetical list, and none longer than `max_seconds`: up to 30 s every
+    transcriber decodes an utterance in one window, the same way (longer audio takes
+    each one down its own long-form path). Packages are only downloaded when the
+    count reaches them.
+    """
+    if count < 1:
+        raise LabError("the test set needs at least 1 utterance")
+    chosen = [JFK]
+    for source in (librivox_utterances, cards_utterances):
+        if len(chosen) < count:
+            chosen += source()[: count - len(chosen)]
+    missing = count - len(chosen)
+    if missing > 0:
+        prompts = sorted((u for u in asterisk_utterances()
+                          if len(u.text.split()) >= min_prompt_words and _seconds(u.path) <= max_seconds),
+                         key=lambda u: u.id)  # fmt: skip
+        if missing > len(prompts):
+            raise LabError(f"only {len(chosen) + len(prompts)} utterances are available; ask for fewer")
+        step = len(prompts) / missing
+        chosen += [prompts[int(i * step)] for i in range(missing)]
+    return chosen
