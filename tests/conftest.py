@@ -38,6 +38,22 @@ def jfk_audio() -> np.ndarray:
     return load_audio(JFK.path)
 
 
+@pytest.fixture(scope="session")
+def exported_run(tmp_path_factory):
+    """All three precisions of whisper-base, exported once per test run by the real script 03.
+
+    Returns the output folder and the script's CompletedProcess (its table is on stdout).
+    """
+    import time
+
+    out = tmp_path_factory.mktemp("whisper_model_dir")
+    start = time.perf_counter()
+    result = run_script("03-export-encoder-decoder.py", "--precision", "all", "--output-dir", out)
+    assert result.returncode == 0, result.stderr
+    print(f"\n03 --precision all: {time.perf_counter() - start:.0f} s\n{result.stdout}")
+    return out, result
+
+
 def run_script(script: str | Path, *args: str, cwd: Path | None = None, timeout: float = 600, env=None):
     """Run a numbered script with this Python, as `python <script> args...`, capturing its output."""
     script = Path(script)

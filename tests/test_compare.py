@@ -27,12 +27,9 @@ HAS_FASTER_WHISPER = importlib.util.find_spec("faster_whisper") is not None
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """All three precisions, exported once by the real script 03 into a fresh folder."""
-    out = tmp_path_factory.mktemp("whisper_model_dir")
-    result = run_script("03-export-encoder-decoder.py", "--precision", "all", "--output-dir", out)
-    assert result.returncode == 0, result.stderr
-    return out
+def exported(exported_run):
+    """The folder holding all three precisions, exported once per test run by the real script 03."""
+    return exported_run[0]
 
 
 def pair(out, precision):

@@ -27,14 +27,9 @@ NAMES = {
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """All three precisions, exported once by the real script into a fresh folder."""
-    out = tmp_path_factory.mktemp("whisper_model_dir")
-    start = time.perf_counter()
-    result = run_script(SCRIPT, "--precision", "all", "--output-dir", out)
-    assert result.returncode == 0, result.stderr
-    print(f"\n03 --precision all: {time.perf_counter() - start:.0f} s\n{result.stdout}")
-    return out, result
+def exported(exported_run):
+    """(folder, 03's CompletedProcess) for all three precisions, exported once per test run."""
+    return exported_run
 
 
 def pair(out, precision):
