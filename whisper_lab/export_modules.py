@@ -7,13 +7,15 @@ output token, so the cut is made where the work divides:
              -> conv, conv (2x downsampling) -> 6 transformer blocks -> LayerNorm
              -> for each of the 6 decoder layers, its cross-attention key and value
                 projections of the audio: the "many parallel branches" at the end
-             -> cross_k, cross_v (n_layer, batch, 1500, d_model)
+             -> cross_k (n_layer, batch, head, head_dim, 1500), keys transposed for q @ k
+                cross_v (n_layer, batch, head, 1500, head_dim)
 
-    decoder  tokens (batch, n), the self-attention cache of the tokens before them,
-             cross_k, cross_v
+    decoder  tokens (batch, n); per layer i: the self-attention cache of the tokens
+             before them, self_k_i / self_v_i (batch, head, n_past, head_dim), and
+             that layer's cross_k_i / cross_v_i
              -> token + position embedding -> 6 blocks of
                 self-attention (to earlier tokens) + cross-attention (to the audio) + MLP
-             -> logits (batch, n, vocab) and the cache grown by n positions
+             -> logits (batch, n, vocab) and each layer's cache grown by n positions
 
 The audio keys/values never change while a window is decoded, so computing them
 once in the encoder saves 12 matrix products per decoder step; the self-attention
@@ -46,19 +48,23 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head attention of queries from x over keys/values computed elsewhere."""
+    """Multi-head attention of queries from x over keys/values already split into heads.
+
+    key_t is stored transposed, (batch, head, head_dim, n_key), so that the scores are a
+    plain q @ key_t with no transpose in the graph; value is (batch, head, n_key, head_dim).
+    """
 
     def __init__(self, hf_attention: nn.Module, n_head: int):
         super().__init__()
         self.q_proj, self.out_proj, self.n_head = hf_attention.q_proj, hf_attention.out_proj, n_head
 
-    def forward(self, x, key, value, mask=None):
-        head_dim = key.shape[-1] // self.n_head
+    def forward(self, x, key_t, value, mask=None):
+        head_dim = key_t.shape[-2]
         q = _split_heads(self.q_proj(x) * head_dim**-0.5, self.n_head)  # scale q first, as Whisper does
-        scores = q @ _split_heads(key, self.n_head).transpose(-1, -2)  # (batch, head, n_query, n_key)
+        scores = q @ key_t  # (batch, head, n_query, n_key)
         if mask is not None:
             scores = scores + mask
-        return self.out_proj(_merge_heads(scores.softmax(dim=-1) @ _split_heads(value, self.n_head)))
+        return self.out_proj(_merge_heads(scores.softmax(dim=-1) @ value))
 
 
 class SelfAttentionWithCache(nn.Module):
@@ -66,13 +72,14 @@ class SelfAttentionWithCache(nn.Module):
 
     def __init__(self, hf_attention: nn.Module, n_head: int):
         super().__init__()
-        self.k_proj, self.v_proj = hf_attention.k_proj, hf_attention.v_proj
+        self.k_proj, self.v_proj, self.n_head = hf_attention.k_proj, hf_attention.v_proj, n_head
         self.attend = Attention(hf_attention, n_head)
 
     def forward(self, x, k_cache, v_cache, mask):
-        k = torch.cat([k_cache, self.k_proj(x)], dim=1)
-        v = torch.cat([v_cache, self.v_proj(x)], dim=1)
-        return self.attend(x, k, v, mask), k, v
+        # caches: (batch, head, n_past, head_dim); the new tokens' keys/values go at the end
+        k = torch.cat([k_cache, _split_heads(self.k_proj(x), self.n_head)], dim=2)
+        v = torch.cat([v_cache, _split_heads(self.v_proj(x), self.n_head)], dim=2)
+        return self.attend(x, k.transpose(-1, -2), v, mask), k, v
 
 
 class DecoderBlock(nn.Module):
@@ -87,23 +94,27 @@ class DecoderBlock(nn.Module):
         self.mlp_layer_norm = hf_layer.final_layer_norm
         self.mlp = nn.Sequential(hf_layer.fc1, nn.GELU(), hf_layer.fc2)
 
-    def forward(self, x, k_cache, v_cache, cross_k, cross_v, mask):
+    def forward(self, x, k_cache, v_cache, cross_k_t, cross_v, mask):
         attended, k, v = self.self_attn(self.self_attn_layer_norm(x), k_cache, v_cache, mask)
         x = x + attended
-        x = x + self.cross_attn(self.cross_attn_layer_norm(x), cross_k, cross_v)
+        x = x + self.cross_attn(self.cross_attn_layer_norm(x), cross_k_t, cross_v)
         x = x + self.mlp(self.mlp_layer_norm(x))
         return x, k, v
 
 
 class CrossKV(nn.Module):
-    """One decoder layer's key and value projections of the encoded audio."""
+    """One decoder layer's key and value projections of the encoded audio, split into heads."""
 
-    def __init__(self, hf_cross_attention: nn.Module):
+    def __init__(self, hf_cross_attention: nn.Module, n_head: int):
         super().__init__()
-        self.k_proj, self.v_proj = hf_cross_attention.k_proj, hf_cross_attention.v_proj
+        self.k_proj, self.v_proj, self.n_head = hf_cross_attention.k_proj, hf_cross_attention.v_proj, n_head
 
     def forward(self, audio):
-        return self.k_proj(audio), self.v_proj(audio)
+        # Shaped here, once per window, exactly as the decoder's attention consumes them:
+        # otherwise every decoder step would reshape and transpose 1500 x 512 numbers per layer.
+        k_t = _split_heads(self.k_proj(audio), self.n_head).transpose(-1, -2)  # (batch, head, head_dim, 1500)
+        v = _split_heads(self.v_proj(audio), self.n_head)  # (batch, head, 1500, head_dim)
+        return k_t, v
 
 
 class EncoderWithCrossKV(nn.Module):
@@ -112,16 +123,21 @@ class EncoderWithCrossKV(nn.Module):
     def __init__(self, whisper):  # a WhisperForConditionalGeneration
         super().__init__()
         self.encoder = whisper.model.encoder
-        self.cross_kv = nn.ModuleList(CrossKV(layer.encoder_attn) for layer in whisper.model.decoder.layers)
+        n_head = whisper.config.decoder_attention_heads
+        self.cross_kv = nn.ModuleList(CrossKV(layer.encoder_attn, n_head) for layer in whisper.model.decoder.layers)
 
     def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         audio = self.encoder(mel).last_hidden_state  # (batch, 1500, d_model): one vector per 20 ms
         keys, values = zip(*(layer(audio) for layer in self.cross_kv))
-        return torch.stack(keys), torch.stack(values)
+        return torch.stack(keys), torch.stack(values)  # (n_layer, batch, head, ...)
 
 
 class DecoderStep(nn.Module):
-    """tokens + caches -> logits for each new token + self-attention caches grown by n tokens."""
+    """tokens + caches -> logits for each new token + self-attention caches grown by n tokens.
+
+    Caches come one tensor per layer (lists), not stacked: picking layer i out of a
+    stacked tensor is a copy in ONNX Runtime, on every step.
+    """
 
     def __init__(self, whisper):
         super().__init__()
@@ -136,9 +152,9 @@ class DecoderStep(nn.Module):
         self.layers = nn.ModuleList(DecoderBlock(layer, n_head) for layer in decoder.layers)
         self.layer_norm = decoder.layer_norm
 
-    def forward(self, tokens, self_k_cache, self_v_cache, cross_k, cross_v):
+    def forward(self, tokens, self_k: list, self_v: list, cross_k_t: list, cross_v: list):
         batch, n_new = tokens.shape
-        n_past = self_k_cache.shape[2]
+        n_past = self_k[0].shape[2]
         d_model = self.token_embedding_t.shape[0]
 
         token_vectors = torch.index_select(self.token_embedding_t, 1, tokens.reshape(-1))  # (d_model, batch*n)
@@ -151,8 +167,8 @@ class DecoderStep(nn.Module):
 
         new_k, new_v = [], []
         for i, block in enumerate(self.layers):
-            x, k, v = block(x, self_k_cache[i], self_v_cache[i], cross_k[i], cross_v[i], mask)
+            x, k, v = block(x, self_k[i], self_v[i], cross_k_t[i], cross_v[i], mask)
             new_k.append(k)
             new_v.append(v)
         logits = self.layer_norm(x) @ self.token_embedding_t  # (batch, n, vocab)
-        return logits, torch.stack(new_k), torch.stack(new_v)
+        return logits, new_k, new_v

@@ -31,11 +31,19 @@ from .files import atomic_file
 
 PRECISIONS = ("fp32", "fp16", "int8")
 # Bump when the exported graphs change, so files from older code are not taken as up to date.
-EXPORT_VERSION = "2"
+EXPORT_VERSION = "3"
 
 ENCODER_INPUTS, ENCODER_OUTPUTS = ["mel"], ["cross_k", "cross_v"]
-DECODER_INPUTS = ["tokens", "self_k_cache", "self_v_cache", "cross_k", "cross_v"]
-DECODER_OUTPUTS = ["logits", "new_self_k_cache", "new_self_v_cache"]
+
+
+def decoder_input_names(n_layer: int) -> list[str]:
+    """tokens, self_k_0..5, self_v_0..5, cross_k_0..5, cross_v_0..5 (one tensor per layer)."""
+    return ["tokens"] + [f"{kind}_{i}" for kind in ("self_k", "self_v", "cross_k", "cross_v") for i in range(n_layer)]
+
+
+def decoder_output_names(n_layer: int) -> list[str]:
+    """logits, then each layer's grown cache: new_self_k_0..5, new_self_v_0..5."""
+    return ["logits"] + [f"new_{kind}_{i}" for kind in ("self_k", "self_v") for i in range(n_layer)]
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,8 @@ def export_fp32(model, processor, source, pair: ExportedPair, log=print) -> dict
 
     metadata = whisper_metadata(model, processor, source, "fp32")
     config = model.config
-    n_layer, d_model = config.decoder_layers, config.d_model
+    n_layer, n_head = config.decoder_layers, config.decoder_attention_heads
+    head_dim, n_audio = config.d_model // n_head, config.max_source_positions
     batch = torch.export.Dim("batch", min=1, max=64)
     n_new = torch.export.Dim("n_new", min=1, max=config.max_target_positions)
     n_past = torch.export.Dim("n_past", min=0, max=config.max_target_positions)
@@ -202,15 +211,20 @@ def export_fp32(model, processor, source, pair: ExportedPair, log=print) -> dict
 
     # Example inputs only fix rank and dtype; the axes named above stay symbolic. Each input
     # must be a distinct tensor: the tracer treats one tensor passed twice as one input.
-    mel = torch.randn(2, config.num_mel_bins, 2 * config.max_source_positions)
-    cross_k, cross_v = (torch.randn(n_layer, 2, config.max_source_positions, d_model) for _ in range(2))
+    mel = torch.randn(2, config.num_mel_bins, 2 * n_audio)
     tokens = torch.tensor([[50258, 50259, 50359], [50258, 50259, 50359]])
-    self_k, self_v = (torch.randn(n_layer, 2, 2, d_model) for _ in range(2))
+
+    def per_layer(*shape):
+        return [torch.randn(*shape) for _ in range(n_layer)]
+
+    caches = (per_layer(2, n_head, 2, head_dim), per_layer(2, n_head, 2, head_dim),
+              per_layer(2, n_head, head_dim, n_audio), per_layer(2, n_head, n_audio, head_dim))  # fmt: skip
+    self_axes, cross_axes = {0: batch, 2: n_past}, {0: batch}
     jobs = [
         (pair.encoder, encoder, (mel,), ENCODER_INPUTS, ENCODER_OUTPUTS, {"mel": {0: batch}}),
-        (pair.decoder, decoder, (tokens, self_k, self_v, cross_k, cross_v), DECODER_INPUTS, DECODER_OUTPUTS,
-         {"tokens": {0: batch, 1: n_new}, "self_k_cache": {1: batch, 2: n_past}, "self_v_cache": {1: batch, 2: n_past},
-          "cross_k": {1: batch}, "cross_v": {1: batch}}),
+        (pair.decoder, decoder, (tokens, *caches), decoder_input_names(n_layer), decoder_output_names(n_layer),
+         {"tokens": {0: batch, 1: n_new}, "self_k": [self_axes] * n_layer, "self_v": [self_axes] * n_layer,
+          "cross_k_t": [cross_axes] * n_layer, "cross_v": [cross_axes] * n_layer}),
     ]  # fmt: skip
     seconds = {}
     for path, module, args, inputs, outputs, dynamic in jobs:

@@ -40,6 +40,7 @@ class WhisperSpec:
     """The numbers a decoding loop needs, from the ONNX metadata."""
 
     n_layer: int
+    n_head: int
     d_model: int
     n_text_ctx: int
     n_mels: int
@@ -60,7 +61,7 @@ class WhisperSpec:
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> "WhisperSpec":
         try:
-            ints = {k: int(meta[k]) for k in ("n_layer", "d_model", "n_text_ctx", "n_mels", "sot", "eot", "transcribe",
+            ints = {k: int(meta[k]) for k in ("n_layer", "n_head", "d_model", "n_text_ctx", "n_mels", "sot", "eot", "transcribe",
                                               "translate", "no_timestamps", "timestamp_begin",
                                               "max_initial_timestamp_index")}  # fmt: skip
             lists = {k: json.loads(meta[k]) for k in ("suppress_tokens", "begin_suppress_tokens",
@@ -134,16 +135,28 @@ class OnnxWhisper:
     # --- the two graphs ------------------------------------------------------------------------
 
     def encode(self, mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(batch, n_mels, 3000) log-mel -> cross_k, cross_v (n_layer, batch, 1500, d_model)."""
+        """(batch, n_mels, 3000) log-mel -> every decoder layer's cross-attention keys and values:
+        cross_k (n_layer, batch, head, head_dim, 1500), cross_v (n_layer, batch, head, 1500, head_dim)."""
         cross_k, cross_v = self.encoder.run(None, {"mel": mel.astype(np.float32)})
         return cross_k, cross_v
 
     def empty_cache(self, batch: int = 1) -> np.ndarray:
-        return np.zeros((self.spec.n_layer, batch, 0, self.spec.d_model), dtype=np.float32)
+        """A self-attention cache holding no tokens yet: (n_layer, batch, head, 0, head_dim)."""
+        s = self.spec
+        return np.zeros((s.n_layer, batch, s.n_head, 0, s.d_model // s.n_head), dtype=np.float32)
 
     def decoder_step(self, tokens, self_k, self_v, cross_k, cross_v):
-        return self.decoder.run(None, {"tokens": np.asarray(tokens, dtype=np.int64), "self_k_cache": self_k,
-                                       "self_v_cache": self_v, "cross_k": cross_k, "cross_v": cross_v})  # fmt: skip
+        """One decoder call -> (logits (batch, n, vocab), new self_k list, new self_v list).
+
+        The graph takes one tensor per layer; self_k[i] of a stacked numpy array is a view,
+        so feeding layer by layer copies nothing.
+        """
+        feeds = {"tokens": np.asarray(tokens, dtype=np.int64)}
+        for kind, tensors in (("self_k", self_k), ("self_v", self_v), ("cross_k", cross_k), ("cross_v", cross_v)):
+            feeds.update({f"{kind}_{i}": tensors[i] for i in range(self.spec.n_layer)})
+        logits, *caches = self.decoder.run(None, feeds)
+        n = self.spec.n_layer
+        return logits, caches[:n], caches[n:]
 
     # --- decoding ------------------------------------------------------------------------------
 

@@ -19,8 +19,8 @@ FP32_TOLERANCE = 1e-3
 class Reference:
     mel: np.ndarray  # (1, n_mels, 3000)
     prompt: list[int]
-    cross_k: np.ndarray  # (n_layer, 1, 1500, d_model)
-    cross_v: np.ndarray
+    cross_k: np.ndarray  # (n_layer, 1, n_head, head_dim, 1500), the layout of the exported encoder
+    cross_v: np.ndarray  # (n_layer, 1, n_head, 1500, head_dim)
     logits: np.ndarray  # (1, len(prompt), vocab)
 
 
@@ -37,9 +37,13 @@ def pytorch_reference(model, mel: np.ndarray, prompt: list[int]) -> Reference:
     with torch.inference_mode():
         audio = model.model.encoder(features).last_hidden_state
         layers = model.model.decoder.layers
-        cross_k = torch.stack([layer.encoder_attn.k_proj(audio) for layer in layers])
+        cross_k = torch.stack([layer.encoder_attn.k_proj(audio) for layer in layers])  # (n_layer, 1, 1500, d)
         cross_v = torch.stack([layer.encoder_attn.v_proj(audio) for layer in layers])
         logits = model(input_features=features, decoder_input_ids=torch.tensor([prompt])).logits
+    n_layer, batch, n_audio, d_model = cross_k.shape
+    heads = cross_k.reshape(n_layer, batch, n_audio, model.config.decoder_attention_heads, -1)
+    cross_k = heads.permute(0, 1, 3, 4, 2)  # split into heads, keys transposed
+    cross_v = cross_v.reshape(heads.shape).permute(0, 1, 3, 2, 4)
     return Reference(mel, prompt, cross_k.numpy(), cross_v.numpy(), logits.numpy())
 
 
