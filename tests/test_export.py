@@ -229,6 +229,19 @@ def test_onnx_file_without_metadata(tmp_path, exported):
         OnnxWhisper(pair(out, "int8").encoder, tmp_path / "bare.onnx")
 
 
+def test_files_from_an_older_exporter_are_refused(tmp_path, exported):
+    out, _ = exported
+    from whisper_lab.errors import LabError
+
+    old = onnx.load(str(pair(out, "int8").decoder))
+    for prop in old.metadata_props:
+        if prop.key == "export_version":
+            prop.value = "0"
+    onnx.save(old, str(tmp_path / "whisper-base_decoder_int8.onnx"))
+    with pytest.raises(LabError, match="older version of this lab.*--precision int8 --force"):
+        OnnxWhisper(pair(out, "int8").encoder, tmp_path / "whisper-base_decoder_int8.onnx")
+
+
 def test_interrupted_export_leaves_no_broken_file(tmp_path):
     """Ctrl-C in the middle of an export: whatever .onnx exists is complete, no temp file is left."""
     process = subprocess.Popen([sys.executable, str(REPO / SCRIPT), "--output-dir", str(tmp_path)],

@@ -143,8 +143,9 @@ PRECISION_NOTES = {
 
 
 def files_ready(output_dir: Path, model_name: str, precision: str) -> bool:
+    """Both files of `precision` exist and were written by this exporter version, and the tokenizer too."""
     pair = onnx_pair(output_dir, model_name, precision)
-    return all(f.is_file() for f in pair) and tokenizer_file(output_dir, model_name).is_file()
+    return all(is_up_to_date(f) for f in pair) and tokenizer_file(output_dir, model_name).is_file()
 
 
 __all__ = ["PRECISIONS", "export_precisions", "summary_table", "files_ready"]

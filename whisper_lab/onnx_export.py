@@ -73,14 +73,15 @@ def read_metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def is_up_to_date(path: Path, origin: str) -> bool:
+def is_up_to_date(path: Path, origin: str | None = None) -> bool:
+    """True if `path` was written by this version of the exporter (from `origin`'s weights, if given)."""
     if not path.is_file():
         return False
     try:
         meta = read_metadata(path)
     except Exception:  # a damaged file is simply not up to date: it gets exported again
         return False
-    return meta.get("export_version") == EXPORT_VERSION and meta.get("source") == origin
+    return meta.get("export_version") == EXPORT_VERSION and origin in (None, meta.get("source"))
 
 
 def whisper_metadata(model, processor, source, precision: str) -> dict[str, str]:

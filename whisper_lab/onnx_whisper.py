@@ -30,6 +30,7 @@ from .audio import SAMPLE_RATE
 from .errors import LabError
 from .languages import language_token_id
 from .log_mel import N_FRAMES, N_SAMPLES, log_mel_spectrogram
+from .onnx_export import EXPORT_VERSION, onnx_pair
 
 TASKS = ("transcribe", "translate")
 FRAMES_PER_TOKEN_STEP = 2  # the encoder halves 3000 mel frames to 1500 positions; a timestamp step is 20 ms
@@ -66,10 +67,15 @@ class WhisperSpec:
                                               "max_initial_timestamp_index")}  # fmt: skip
             lists = {k: json.loads(meta[k]) for k in ("suppress_tokens", "begin_suppress_tokens",
                                                       "lang_to_id", "language_names")}  # fmt: skip
-            return cls(**ints, **lists, tokenizer_file=meta["tokenizer_file"], precision=meta["precision"])
+            spec = cls(**ints, **lists, tokenizer_file=meta["tokenizer_file"], precision=meta["precision"])
         except (KeyError, ValueError) as exc:
             raise LabError(f"the ONNX file lacks whisper-onnx-lab metadata ({exc}); export it with "
                            "03-export-encoder-decoder.py") from exc  # fmt: skip
+        if meta.get("export_version") != EXPORT_VERSION:
+            raise LabError(f"the {spec.precision} ONNX files come from an older version of this lab (export "
+                           f"{meta.get('export_version')}, now {EXPORT_VERSION}); export them again: "
+                           f"python 03-export-encoder-decoder.py --precision {spec.precision} --force")  # fmt: skip
+        return spec
 
 
 _ARENA_REGISTERED = False
@@ -260,7 +266,5 @@ class OnnxWhisper:
 
 
 def load_onnx_whisper(output_dir: Path, model_name: str, precision: str, threads: int | None = None) -> OnnxWhisper:
-    from .onnx_export import onnx_pair
-
     pair = onnx_pair(Path(output_dir), model_name, precision)
     return OnnxWhisper(pair.encoder, pair.decoder, threads=threads or int(os.environ.get("WHISPER_LAB_THREADS", 0)) or None)
