@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -288,7 +289,12 @@ def test_netron_cli_prints_url_and_forwarding_advice(exported):
         match = re.search(r"at (http://localhost:(\d+))", first)
         assert match, first
         url, port = match.group(1), match.group(2)
-        advice = "".join(process.stdout.readline() for _ in range(6))
+        watchdog = threading.Timer(60, process.kill)  # a missing line must fail the test, not hang it
+        watchdog.start()
+        advice = ""
+        while "ssh -L" not in advice and (line := process.stdout.readline()):
+            advice += line
+        watchdog.cancel()
         assert f"ssh -L {port}:localhost:{port}" in advice and "VS Code" in advice
         assert _get(url)[0] == 200
     finally:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LabError
+from .web_access import forwarding_advice, probe_bind
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080  # Netron's own default
@@ -55,15 +56,13 @@ def _check_can_listen(host: str, port: int) -> None:
     """Fail early, in one line, if we cannot listen there (netron's own errors are less clear)."""
     if not 0 <= port <= 65535:
         raise LabError(f"--port {port}: a port is a number from 1 to 65535 (0 = any free port)")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise LabError(f"port {port} on {host} is in use (another Netron?); "
-                               "choose another with --port, or --port 0 for any free one") from exc  # fmt: skip
-            raise LabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host") from exc
+    try:
+        probe_bind(host, port)
+    except OSError as exc:  # socket.gaierror (unknown host) is an OSError too
+        if exc.errno == errno.EADDRINUSE:
+            raise LabError(f"port {port} on {host} is in use (another Netron?); "
+                           "choose another with --port, or --port 0 for any free one") from exc  # fmt: skip
+        raise LabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host") from exc
 
 
 def serve_model(model: Path, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT) -> NetronServer:
@@ -96,10 +95,7 @@ def access_advice(server: NetronServer) -> str:
         f"Netron is showing {server.model.name} at {server.url}  (Ctrl-C to stop)",
         "",
         "On this machine, open that address. From your laptop, forward the port first:",
-        f"  VS Code (Remote-SSH): it often forwards port {port} by itself; else PORTS tab -> 'Forward a Port' -> {port},",
-        f"                        then open http://localhost:{port}",
-        f"  A terminal on your laptop:  ssh -L {port}:localhost:{port} <user>@<vm-address>",
-        f"                        then open http://localhost:{port}",
+        *forwarding_advice(port),
     ]
     if server.host in WILDCARD_HOSTS:
         lines.append(f"  Or, listening on every interface: http://{socket.gethostname()}:{port} (or the VM's IP address)")

@@ -64,28 +64,45 @@ class Serving:
         return None  # listening on one address only: local_url already names it
 
 
+def probe_bind(host: str, port: int) -> None:
+    """Bind a throwaway socket to host:port, as a web server would; raises what bind() raises.
+
+    Used before starting a server, so that a taken port or a wrong host becomes a one-line
+    error here instead of a traceback from inside Gradio or Netron.
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # The same option web servers set: a port left in TIME_WAIT by a previous
+        # run is free to reuse, a port some program listens on is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail now, in one line, if we cannot listen on host:port (rather than deep inside Gradio)."""
     if not 1 <= port <= 65535:
         raise LabError(f"--port {port}: a port is a number from 1 to 65535 (default 7860)")
     try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        probe_bind(host, port)
     except socket.gaierror as exc:
         raise LabError(f"--host {host}: not an address of this machine ({exc.strerror})") from exc
-    family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # The same option the web server sets: a port left in TIME_WAIT by a
-        # previous run is free to reuse, a port some program listens on is not.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except PermissionError as exc:
-            raise LabError(f"port {port} needs administrator rights; use a port above 1023, "
-                           "e.g. --port 7860") from exc
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise LabError(port_taken_message(port)) from exc
-            raise LabError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    except PermissionError as exc:
+        raise LabError(f"port {port} needs administrator rights; use a port above 1023, "
+                       "e.g. --port 7860") from exc
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise LabError(port_taken_message(port)) from exc
+        raise LabError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def forwarding_advice(port: int) -> list[str]:
+    """How to reach a page served on the VM from a laptop: forward the port over SSH."""
+    return [
+        f"  VS Code (Remote-SSH) forwards it for you: see its PORTS tab, or 'Forward a Port' -> {port}.",
+        f"  From a terminal on your laptop:  ssh -L {port}:localhost:{port} <user>@<vm-address>",
+        f"  Then open http://localhost:{port} on your laptop.",
+    ]
 
 
 def port_taken_message(port: int) -> str:
@@ -178,10 +195,9 @@ def fallback_advice(serving: Serving, script: str) -> str:
     port = serving.port
     lines = [
         "To record from the browser on your laptop, use one of these:",
-        f"  1. Forward port {port} over SSH, then open http://localhost:{port} on your laptop",
-        "     (browsers allow the microphone on localhost even without https).",
-        f"     VS Code (Remote-SSH) forwards it for you: see its PORTS tab, or 'Forward a Port' -> {port}.",
-        f"     From a terminal on your laptop:  ssh -L {port}:localhost:{port} <user>@<vm-address>",
+        f"  1. Forward port {port} over SSH and use http://localhost:{port}",
+        "     (browsers allow the microphone on localhost even without https):",
+        *("   " + line for line in forwarding_advice(port)),
         f"  2. Serve https from the VM and open https://<vm-address>:{port}, accepting the browser's warning:",
         f"     python {script} --https        (makes a self-signed certificate)",
         f"     python {script} --ssl-certfile cert.pem --ssl-keyfile key.pem",
