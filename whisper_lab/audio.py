@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LabError
+from .log_mel import CHUNK_SECONDS, SAMPLE_RATE  # Whisper's window: 30 s at 16 kHz
 
-SAMPLE_RATE = 16_000
 READABLE_FORMATS = "wav, flac, ogg, mp3"
 # Quieter than this everywhere (peak below -50 dBFS) is silence, or a muted microphone:
 # even soft speech peaks above -30 dBFS on a working microphone.
@@ -69,9 +69,10 @@ def check_speech_like(samples: np.ndarray, what: str = "the audio") -> None:
 def long_audio_note(audio: np.ndarray) -> str | None:
     """A heads-up for audio longer than Whisper's 30 s window, which is read window by window."""
     seconds = len(audio) / SAMPLE_RATE
-    if seconds <= 30:
+    if seconds <= CHUNK_SECONDS:
         return None
-    return f"{seconds:.0f} s of audio: Whisper reads it in 30 s windows, about {int(seconds // 30) + 1} of them ..."
+    return (f"{seconds:.0f} s of audio: Whisper reads it in {CHUNK_SECONDS} s windows, "
+            f"about {int(seconds // CHUNK_SECONDS) + 1} of them ...")
 
 
 def load_audio(path: str | Path) -> np.ndarray:

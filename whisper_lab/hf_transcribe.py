@@ -21,10 +21,10 @@ import numpy as np
 from .audio import SAMPLE_RATE
 from .errors import LabError
 from .languages import language_token_id
+from .log_mel import N_SAMPLES  # one 30 s window
 from .model_source import ModelSource
 
 TASKS = ("transcribe", "translate")
-WINDOW_SECONDS = 30
 
 
 def quiet_transformers() -> None:
@@ -65,7 +65,7 @@ class HFWhisper:
     def features(self, audio: np.ndarray):
         """Log-mel features; longer than 30 s keeps every frame (plus an attention mask) for long-form."""
         fe = self.processor.feature_extractor
-        if len(audio) <= WINDOW_SECONDS * SAMPLE_RATE:
+        if len(audio) <= N_SAMPLES:
             return fe(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt")
         return fe(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt",
                   truncation=False, padding="longest", return_attention_mask=True)  # fmt: skip
@@ -78,7 +78,7 @@ class HFWhisper:
             raise LabError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}")
         self.language_id(language)  # validate before the expensive part
         inputs = self.features(audio)
-        long_form = len(audio) > WINDOW_SECONDS * SAMPLE_RATE
+        long_form = len(audio) > N_SAMPLES
         with torch.inference_mode():
             tokens = self.model.generate(
                 **inputs, language=language, task=task,
