@@ -11,7 +11,7 @@ where 02-whisper-huggingface.py looks for it. It also shows the log-mel
 spectrogram of the saved clip: the 80 x 3000 picture Whisper's encoder reads.
 
 Browsers only give the microphone to https pages or to http://localhost; the
-script prints how to get there from your laptop (see whisper_lab/web_access.py).
+script prints how to get there from your laptop (see whisper_lab/recorder/web_access.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import argparse
 from pathlib import Path
 
 from whisper_lab.errors import run_cli
-from whisper_lab.recording import check_output_path
-from whisper_lab.web_access import Serving, check_port_free, tls_files
+from whisper_lab.recorder.recording import check_output_path
+from whisper_lab.recorder.web_access import Serving, check_port_free, tls_files
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "speech.wav"  # where 02-whisper-huggingface.py looks by default
@@ -59,7 +59,7 @@ def main() -> None:
     serving = Serving(host=args.host, port=args.port, https=certfile is not None)
 
     # 2. Declare the page and serve it (in a background thread).
-    from whisper_lab import recorder_app
+    from whisper_lab.recorder import app as recorder_app
 
     app = recorder_app.build_app(output, port=args.port)
     recorder_app.launch(app, serving, output, certfile, keyfile)

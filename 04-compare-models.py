@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from whisper_lab.backends import BACKENDS
+from whisper_lab.compare.backends import BACKENDS
 from whisper_lab.errors import LabError, run_cli
-from whisper_lab.model_source import DEFAULT_MODEL, model_name
-from whisper_lab.onnx_export import PRECISIONS
+from whisper_lab.onnx_files import PRECISIONS
+from whisper_lab.weights.model_source import DEFAULT_MODEL, model_name
 
 STARTED = time.perf_counter()  # the report states its own run time (the heavy imports come later, inside)
 HERE = Path(__file__).resolve().parent
@@ -62,7 +62,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def netron(args: argparse.Namespace) -> None:
-    from whisper_lab.netron_view import access_advice, serve_model, wait_until_interrupted
+    from whisper_lab.explore.netron_view import access_advice, serve_model, wait_until_interrupted
 
     server = serve_model(args.netron, host=args.host, port=args.port)
     print(access_advice(server), flush=True)
@@ -71,7 +71,7 @@ def netron(args: argparse.Namespace) -> None:
 
 
 def diff(pairs: list[tuple[Path, Path]]) -> None:
-    from whisper_lab.graph_diff import check_onnx_file, diff_graphs, format_diff
+    from whisper_lab.explore.graph_diff import check_onnx_file, diff_graphs, format_diff
 
     for a, b in pairs:  # check every file before the slow part
         check_onnx_file(a)
@@ -81,8 +81,8 @@ def diff(pairs: list[tuple[Path, Path]]) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    from whisper_lab.comparison import Settings, run_comparison
-    from whisper_lab.report import stdout_summary, write_report
+    from whisper_lab.compare.comparison import Settings, run_comparison
+    from whisper_lab.compare.report import stdout_summary, write_report
 
     settings = Settings(
         model_dir=args.model_dir, model=args.model, model_name=model_name(args.model),
@@ -102,8 +102,8 @@ def main() -> None:
     elif args.diff:
         diff([tuple(args.diff)])
     elif args.diff_precisions:
-        from whisper_lab.comparison import check_exported
-        from whisper_lab.onnx_export import onnx_pair
+        from whisper_lab.compare.comparison import check_exported
+        from whisper_lab.onnx_files import onnx_pair
 
         first, second = args.diff_precisions
         if first == second:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's Chromium and ChromeDriver for the browser tests (tests/test_browser.py).
+# Install Debian's Chromium and ChromeDriver for the browser tests (tests/test_recorder_browser.py).
 #
 #   bash .ci/install-browser.sh
 #

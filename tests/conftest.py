@@ -13,27 +13,27 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from whisper_lab.speech_data import JFK  # noqa: E402
+from whisper_lab.audio.speech_data import JFK  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def whisper_base():
     """The default model: packaged whisper-base (or the hub cache's), converted once per machine."""
-    from whisper_lab.model_source import resolve_model
+    from whisper_lab.weights.model_source import resolve_model
 
     return resolve_model()
 
 
 @pytest.fixture(scope="session")
 def hf_whisper(whisper_base):
-    from whisper_lab.hf_transcribe import HFWhisper
+    from whisper_lab.transcribe.hf_whisper import HFWhisper
 
     return HFWhisper.load(whisper_base)
 
 
 @pytest.fixture(scope="session")
 def jfk_audio() -> np.ndarray:
-    from whisper_lab.audio import load_audio
+    from whisper_lab.audio.loading import load_audio
 
     return load_audio(JFK.path)
 

@@ -17,10 +17,10 @@ from collections import Counter
 import numpy as np
 import onnx
 import pytest
-
 from conftest import REPO, assert_one_line_error, run_script
-from whisper_lab.onnx_export import onnx_pair
-from whisper_lab.speech_data import JFK
+
+from whisper_lab.audio.speech_data import JFK
+from whisper_lab.onnx_files import onnx_pair
 
 SCRIPT = "04-compare-models.py"
 UTTERANCES = 3  # JFK + 2 LibriVox sentences: enough to exercise the accuracy pass, quick to run
@@ -45,7 +45,7 @@ def ops(path) -> Counter:
 
 
 def test_int8_diff_matches_the_graphs(exported):
-    from whisper_lab.graph_diff import diff_graphs
+    from whisper_lab.explore.graph_diff import diff_graphs
 
     for fp32_file, int8_file in zip(pair(exported, "fp32"), pair(exported, "int8")):
         diff = diff_graphs(fp32_file, int8_file)
@@ -67,7 +67,7 @@ def test_int8_diff_matches_the_graphs(exported):
 
 
 def test_fp16_diff_shows_casts_and_float32_at_run_time(exported):
-    from whisper_lab.graph_diff import diff_graphs
+    from whisper_lab.explore.graph_diff import diff_graphs
 
     diff = diff_graphs(pair(exported, "fp32").encoder, pair(exported, "fp16").encoder)
     rows = {row.op: row for row in diff.ops}
@@ -78,7 +78,7 @@ def test_fp16_diff_shows_casts_and_float32_at_run_time(exported):
 
 
 def test_attention_blocks_per_layer(exported):
-    from whisper_lab.graph_diff import diff_graphs
+    from whisper_lab.explore.graph_diff import diff_graphs
 
     encoder = diff_graphs(pair(exported, "fp32").encoder, pair(exported, "int8").encoder, runtime=False)
     decoder = diff_graphs(pair(exported, "fp32").decoder, pair(exported, "int8").decoder, runtime=False)
@@ -146,7 +146,7 @@ def _table_rows(markdown: str, heading: str) -> list[list[str]]:
 
 def test_report_files_are_complete(report):
     out, _, markdown = report
-    from whisper_lab.report import PLOTS
+    from whisper_lab.compare.report import PLOTS
 
     for name in PLOTS.values():
         png = (out / name).read_bytes()
@@ -191,8 +191,8 @@ def test_report_speed_and_memory_are_measured(report):
 
 
 def test_report_accuracy_counts_real_words(report):
-    from whisper_lab.speech_data import english_test_set
-    from whisper_lab.wer import word_count
+    from whisper_lab.audio.speech_data import english_test_set
+    from whisper_lab.compare.wer import word_count
 
     _, _, markdown = report
     words = sum(word_count(u.text) for u in english_test_set(UTTERANCES))
@@ -214,8 +214,8 @@ def test_report_targets_are_judged_honestly(report):
 
 def test_phase_clocks_count_real_work(exported, jfk_audio):
     """Encoder windows and decoder steps as the stopwatches see them, checked against the decoders' tokens."""
-    from whisper_lab.backends import load_backend
-    from whisper_lab.benchmark import measure_speed, rotation
+    from whisper_lab.compare.backends import load_backend
+    from whisper_lab.compare.benchmark import measure_speed, rotation
 
     assert rotation(["a", "b", "c"], 1) == ["b", "c", "a"] and rotation(["a", "b", "c"], 5) == ["c", "a", "b"]
     backends = {n: load_backend(n, exported, "openai/whisper-base", 2) for n in ("hf-fp32", "onnx-fp32")}
@@ -231,10 +231,10 @@ def test_phase_clocks_count_real_work(exported, jfk_audio):
 
 @pytest.mark.skipif(not HAS_FASTER_WHISPER, reason="faster-whisper not installed (requirements-bench.txt)")
 def test_faster_whisper_runs_the_packaged_weights(jfk_audio):
-    from whisper_lab.backends import load_backend
-    from whisper_lab.faster_whisper_model import ctranslate2_model_dir
-    from whisper_lab.packaged_weights import MODEL_BIN_SIZE
-    from whisper_lab.wer import word_error_rate
+    from whisper_lab.compare.backends import load_backend
+    from whisper_lab.compare.wer import word_error_rate
+    from whisper_lab.weights.faster_whisper_model import ctranslate2_model_dir
+    from whisper_lab.weights.packaged_weights import MODEL_BIN_SIZE
 
     folder = ctranslate2_model_dir()
     assert (folder / "model.bin").stat().st_size == MODEL_BIN_SIZE
@@ -247,7 +247,7 @@ def test_faster_whisper_runs_the_packaged_weights(jfk_audio):
 def test_test_set_is_reproducible_real_speech():
     import soundfile as sf
 
-    from whisper_lab.speech_data import english_test_set
+    from whisper_lab.audio.speech_data import english_test_set
 
     chosen = english_test_set(30)
     assert chosen == english_test_set(30) and len({u.id for u in chosen}) == 30
@@ -264,7 +264,7 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def test_netron_serves_the_model_and_stops(exported):
-    from whisper_lab.netron_view import serve_model
+    from whisper_lab.explore.netron_view import serve_model
 
     model = pair(exported, "int8").encoder
     server = serve_model(model, port=0)

@@ -11,12 +11,12 @@ from collections import Counter
 import numpy as np
 import onnx
 import pytest
-
 from conftest import REPO, assert_one_line_error, run_script
-from whisper_lab.onnx_export import onnx_pair
-from whisper_lab.onnx_whisper import OnnxWhisper
-from whisper_lab.speech_data import JFK
-from whisper_lab.wer import word_error_rate
+
+from whisper_lab.audio.speech_data import JFK
+from whisper_lab.compare.wer import word_error_rate
+from whisper_lab.onnx_files import onnx_pair
+from whisper_lab.transcribe.onnx_whisper import OnnxWhisper
 
 SCRIPT = "03-export-encoder-decoder.py"
 NAMES = {
@@ -101,9 +101,9 @@ def test_sizes(exported):
 
 def test_numbers_match_pytorch(exported, hf_whisper):
     """Independent of the script's own check: ORT vs the transformers model on the same speech."""
-    from whisper_lab.audio import load_audio
-    from whisper_lab.log_mel import log_mel_spectrogram
-    from whisper_lab.validate import compare_with_reference, pytorch_reference
+    from whisper_lab.audio.loading import load_audio
+    from whisper_lab.audio.log_mel import log_mel_spectrogram
+    from whisper_lab.export.validate import compare_with_reference, pytorch_reference
 
     out, result = exported
     mel = log_mel_spectrogram(load_audio(JFK.path))[None]
@@ -181,9 +181,9 @@ def test_rerun_keeps_up_to_date_files(exported):
 
 @pytest.mark.slow
 def test_long_audio_with_onnx_int8(exported, tmp_path):
-    from whisper_lab import speech_data
-    from whisper_lab.audio import load_audio
-    from whisper_lab.wer import word_count
+    from whisper_lab.audio import speech_data
+    from whisper_lab.audio.loading import load_audio
+    from whisper_lab.compare.wer import word_count
 
     out, _ = exported
     utterances = [JFK, *speech_data.librivox_utterances(), *speech_data.cards_utterances()]

@@ -8,9 +8,8 @@ import time
 
 import httpx
 import pytest
-from cryptography import x509
-
 from conftest import assert_one_line_error, run_script
+from cryptography import x509
 from recorder_process import SCRIPT, Recorder, free_port
 
 ADVICE_SECONDS = 10  # the limit: local URL and fallback advice within 10 s of start

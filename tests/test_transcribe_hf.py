@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import REPO, assert_one_line_error, isolated_copy, run_script
-from whisper_lab import speech_data
-from whisper_lab.speech_data import JFK
-from whisper_lab.wer import word_count, word_error_rate
+
+from whisper_lab.audio import speech_data
+from whisper_lab.audio.speech_data import JFK
+from whisper_lab.compare.wer import word_count, word_error_rate
 
 SCRIPT = "02-whisper-huggingface.py"
 

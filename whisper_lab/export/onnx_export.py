@@ -1,0 +1,196 @@
+"""Export Whisper's encoder and one-step decoder to ONNX (float32), with metadata.
+
+We use PyTorch's current exporter (`torch.onnx.export(..., dynamo=True)`): it
+traces the model with torch.export, translates each aten op to ONNX, and
+optimizes the graph with onnxscript. Compared with the older TorchScript
+exporter it keeps a shared weight shared (the tied token embedding is stored
+once) and it checks that the axes we call dynamic really are.
+
+Every file carries metadata (`onnx.ModelProto.metadata_props`): token ids,
+language ids, layer and head counts, mel settings, where the weights came from.
+A decoding loop needs nothing else, so ONNX inference runs without any Python
+model code (see transcribe/onnx_whisper.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import json
+import logging
+import sys
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+from ..errors import LabError
+from ..files import atomic_file
+from ..onnx_files import (
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    EXPORT_VERSION,
+    ExportedPair,
+    decoder_input_names,
+    decoder_output_names,
+)
+
+
+def whisper_metadata(model, processor, source, precision: str) -> dict[str, str]:
+    """Everything a decoding loop needs, as ONNX metadata (string key -> string value)."""
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    config, generation = model.config, model.generation_config
+    tokenizer = processor.tokenizer
+    token = tokenizer.convert_tokens_to_ids
+    meta = {
+        "model_type": "whisper",
+        "model_name": source.name,
+        "source": source.origin,
+        "precision": precision,
+        "export_version": EXPORT_VERSION,
+        "n_mels": config.num_mel_bins,
+        "n_audio_ctx": config.max_source_positions,
+        "n_text_ctx": config.max_target_positions,
+        "d_model": config.d_model,
+        "n_layer": config.decoder_layers,
+        "n_head": config.decoder_attention_heads,
+        "n_encoder_layer": config.encoder_layers,
+        "vocab_size": config.vocab_size,
+        "sample_rate": processor.feature_extractor.sampling_rate,
+        "n_fft": processor.feature_extractor.n_fft,
+        "hop_length": processor.feature_extractor.hop_length,
+        "chunk_seconds": processor.feature_extractor.chunk_length,
+        "sot": token("<|startoftranscript|>"),
+        "eot": token("<|endoftext|>"),
+        "transcribe": generation.task_to_id["transcribe"],
+        "translate": generation.task_to_id["translate"],
+        "no_timestamps": generation.no_timestamps_token_id,
+        "sot_prev": token("<|startofprev|>"),
+        "timestamp_begin": generation.no_timestamps_token_id + 1,
+        "max_initial_timestamp_index": getattr(generation, "max_initial_timestamp_index", 50),
+        "suppress_tokens": json.dumps(list(generation.suppress_tokens or [])),
+        "begin_suppress_tokens": json.dumps(list(generation.begin_suppress_tokens or [])),
+        "lang_to_id": json.dumps(generation.lang_to_id),
+        "language_names": json.dumps(TO_LANGUAGE_CODE),
+        "tokenizer_file": f"{source.name}_tokenizer.json",
+    }
+    return {key: str(value) for key, value in meta.items()}
+
+
+def set_metadata(model_proto, metadata: dict[str, str]) -> None:
+    import onnx
+
+    kept = {p.key: p.value for p in model_proto.metadata_props}
+    kept.update(metadata)
+    del model_proto.metadata_props[:]
+    for key, value in kept.items():
+        model_proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+
+
+def name_nodes_by_module(model_proto) -> None:
+    """Rename nodes after the PyTorch module they come from: node_MatMul_36 -> /encoder/layers.0/self_attn/q_proj/MatMul.
+
+    The exporter records each node's module path in its metadata ("name_scopes");
+    readable names make the graph explorable in Netron and let us count ops per layer.
+    """
+    seen: Counter[str] = Counter()
+    for node in model_proto.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+        path = ""
+        if scopes:
+            modules = [s for s in ast.literal_eval(scopes)[:-1] if s]  # the last entry is the aten op itself
+            path = modules[-1].replace(".", "/") if modules else ""
+            path = path.replace("layers/", "layers.").replace("cross_kv/", "cross_kv.")
+        base = f"/{path}/{node.op_type}" if path else f"/{node.op_type}"
+        node.name = base if not seen[base] else f"{base}_{seen[base]}"
+        seen[base] += 1
+
+
+def save_onnx(model_proto, path: Path) -> None:
+    """Check the graph, then write it under a temporary name and rename: never a half-written .onnx."""
+    import onnx
+
+    onnx.checker.check_model(model_proto)
+    with atomic_file(path) as tmp:
+        onnx.save(model_proto, str(tmp))
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Hide the exporter's chatter that says nothing about our model.
+
+    It prints progress lines to stdout, warns that torchvision (which we never use) is
+    missing, that a PyTorch-internal API is deprecated, and that it merged the "batch"
+    axes of several inputs into one name. If the export fails, the chatter is shown.
+    """
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*The axis name: .* will not be used", category=UserWarning)
+        try:
+            yield
+        except Exception:
+            sys.stderr.write(buffer.getvalue())
+            raise
+
+
+def _export(module, args, input_names, output_names, dynamic_shapes):
+    import torch
+
+    with torch.no_grad(), _quiet_exporter():
+        program = torch.onnx.export(
+            module, args, dynamo=True, external_data=False, verbose=False,
+            input_names=input_names, output_names=output_names, dynamic_shapes=dynamic_shapes,
+        )  # fmt: skip
+    return program.model_proto
+
+
+def export_fp32(model, processor, source, pair: ExportedPair, log=print) -> dict[str, float]:
+    """Export encoder and decoder of `model` (float32, eager attention) to `pair`; returns seconds per file."""
+    import torch
+
+    from .modules import DecoderStep, EncoderWithCrossKV
+
+    metadata = whisper_metadata(model, processor, source, "fp32")
+    config = model.config
+    n_layer, n_head = config.decoder_layers, config.decoder_attention_heads
+    head_dim, n_audio = config.d_model // n_head, config.max_source_positions
+    batch = torch.export.Dim("batch", min=1, max=64)
+    n_new = torch.export.Dim("n_new", min=1, max=config.max_target_positions)
+    n_past = torch.export.Dim("n_past", min=0, max=config.max_target_positions)
+    encoder, decoder = EncoderWithCrossKV(model).eval(), DecoderStep(model).eval()
+
+    # Example inputs only fix rank and dtype; the axes named above stay symbolic. Each input
+    # must be a distinct tensor: the tracer treats one tensor passed twice as one input.
+    mel = torch.randn(2, config.num_mel_bins, 2 * n_audio)
+    tokens = torch.tensor([[50258, 50259, 50359], [50258, 50259, 50359]])
+
+    def per_layer(*shape):
+        return [torch.randn(*shape) for _ in range(n_layer)]
+
+    caches = (per_layer(2, n_head, 2, head_dim), per_layer(2, n_head, 2, head_dim),
+              per_layer(2, n_head, head_dim, n_audio), per_layer(2, n_head, n_audio, head_dim))  # fmt: skip
+    self_axes, cross_axes = {0: batch, 2: n_past}, {0: batch}
+    jobs = [
+        (pair.encoder, encoder, (mel,), ENCODER_INPUTS, ENCODER_OUTPUTS, {"mel": {0: batch}}),
+        (pair.decoder, decoder, (tokens, *caches), decoder_input_names(n_layer), decoder_output_names(n_layer),
+         {"tokens": {0: batch, 1: n_new}, "self_k": [self_axes] * n_layer, "self_v": [self_axes] * n_layer,
+          "cross_k_t": [cross_axes] * n_layer, "cross_v": [cross_axes] * n_layer}),
+    ]  # fmt: skip
+    seconds = {}
+    for path, module, args, inputs, outputs, dynamic in jobs:
+        log(f"  exporting {path.name} with torch.onnx (dynamo) ...")
+        start = time.perf_counter()
+        try:
+            proto = _export(module, args, inputs, outputs, dynamic)
+        except Exception as exc:
+            raise LabError(f"torch.onnx.export failed for {path.name}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        name_nodes_by_module(proto)
+        set_metadata(proto, metadata)
+        proto.doc_string = f"{source.name} {'encoder' if module is encoder else 'decoder'} (whisper-onnx-lab)"
+        save_onnx(proto, path)
+        seconds[path.name] = time.perf_counter() - start
+    return seconds

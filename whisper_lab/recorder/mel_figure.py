@@ -1,0 +1,73 @@
+"""The recorder's figure: the 80 x 3000 log-mel spectrogram Whisper's encoder actually sees.
+
+Whisper never hears a waveform. Its feature extractor cuts the 16 kHz audio into
+25 ms frames every 10 ms (hop of 160 samples), measures the energy in 80 bands
+spaced like human pitch perception (the mel scale), takes the log, and scales
+the result to roughly [-1, 1]. The encoder always reads exactly 30 s = 3000
+frames: shorter clips are padded with silence, which shows up as a flat,
+uniform block on the right of the picture. That padding is why a 3-second clip
+costs the encoder as much as a 30-second one.
+
+We compute it with audio/log_mel.py, the numpy version of the feature extractor that
+script 02 uses (the tests hold the two to 1e-4), so the figure is the model's
+real input, not an approximation of it, and the recorder never imports PyTorch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..audio.loading import SAMPLE_RATE
+from ..audio.log_mel import CHUNK_SECONDS as WINDOW_SECONDS
+from ..audio.log_mel import (  # 160 samples = 10 ms between frames; 3000 frames in 30 s
+    HOP_LENGTH,
+    N_FRAMES,
+    log_mel_spectrogram,
+)
+
+N_MELS = 80
+
+
+def warm_up() -> None:
+    """Import matplotlib ahead of the first save, so the first figure is as quick as the rest."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+
+
+def encoder_input(audio: np.ndarray) -> np.ndarray:
+    """The encoder's input for 16 kHz mono audio: (80, 3000) float32, first 30 s, padded."""
+    features = log_mel_spectrogram(np.asarray(audio, dtype=np.float32), N_MELS)
+    assert features.shape == (N_MELS, N_FRAMES), features.shape
+    return features
+
+
+def plot_encoder_input(features: np.ndarray, speech_seconds: float) -> np.ndarray:
+    """Draw the spectrogram with the end of speech marked; returns an RGB image (H, W, 3)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # draw into memory: no screen on the VM, and none needed
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3.4), dpi=100, layout="constrained")
+    try:
+        image = ax.imshow(features, origin="lower", aspect="auto", cmap="magma",
+                          extent=(0, WINDOW_SECONDS, 0, N_MELS), interpolation="nearest")
+        fig.colorbar(image, ax=ax, pad=0.01, label="log-mel (scaled)")
+        ax.set_xlabel(f"time (s): {N_FRAMES} frames, one every {1000 * HOP_LENGTH // SAMPLE_RATE} ms")
+        ax.set_ylabel(f"mel band (0-{N_MELS - 1})")
+        if speech_seconds < WINDOW_SECONDS:
+            ax.axvline(speech_seconds, color="white", linestyle="--", linewidth=1.5)
+            ax.text(speech_seconds + 0.3, N_MELS * 0.5, f"end of recording ({speech_seconds:.1f} s)\n"
+                    f"then silence padding to {WINDOW_SECONDS} s", color="white", va="center", fontsize=9)
+            title = (f"What Whisper's encoder sees: {N_MELS} x {N_FRAMES} log-mel, "
+                     f"{speech_seconds:.1f} s of recording + {WINDOW_SECONDS - speech_seconds:.1f} s padding")
+        else:
+            title = (f"What Whisper's encoder sees: {N_MELS} x {N_FRAMES} log-mel, the first "
+                     f"{WINDOW_SECONDS} s of {speech_seconds:.1f} s (02 reads the rest in further windows)")
+        ax.set_title(title, fontsize=10)
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    finally:
+        plt.close(fig)  # a long-running app must not keep every figure it ever drew

@@ -1,0 +1,158 @@
+"""Script 01's save path: whatever the browser sent becomes the speech.wav that Whisper wants.
+
+A browser hands us audio in its own shape: usually 44.1 or 48 kHz, sometimes
+stereo, as 16-bit integers or as floats, either as a (sample_rate, array) pair
+or as a file it uploaded. Whisper wants 16 kHz mono (see audio.py), so saving is:
+
+1. take the audio as it came, and refuse nothing-at-all or over-long recordings;
+2. mix to mono and resample to 16 kHz (soxr: fast from the very first call);
+3. refuse empty or silent audio, which Whisper would "transcribe" into invented text;
+4. write a 16-bit PCM WAV atomically, so script 02 never reads a half-written file.
+
+Every refusal is a LabError whose message the page shows as it is; nothing is
+written then, and an earlier speech.wav stays as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.loading import (
+    SAMPLE_RATE,
+    check_max_duration,
+    check_speech_like,
+    peak_dbfs,
+    read_audio_file,
+    to_mono_16k,
+    write_wav_16k,
+)
+from ..errors import LabError
+
+# Five minutes is far more than a lab exercise needs, and keeps a forgotten
+# recording from filling the VM's memory (48 kHz float stereo is 23 MB a minute).
+MAX_SECONDS = 5 * 60
+# A sample at (or within 0.1 % of) full scale may have been cut off: the wave wanted to go
+# higher than the file can hold. A few such samples are inaudible and harmless (browsers'
+# automatic gain control produces them); one in a thousand means audible distortion.
+FULL_SCALE = 0.999
+CLIPPED_FRACTION = 1e-3
+# Speech that peaks below this is hard for Whisper; it still works, but say so.
+QUIET_DBFS = -30.0
+
+NO_RECORDING = ("no recording yet: click Record, speak, click Stop "
+                "(or upload an audio file), then Save Recording")
+
+
+@dataclass(frozen=True)
+class BrowserAudio:
+    """Audio as the browser sent it: (frames,) or (frames, channels), int or float."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.samples.ndim == 1 else self.samples.shape[1]
+
+    @property
+    def seconds(self) -> float:
+        return self.samples.shape[0] / self.sample_rate
+
+    def clipped_fraction(self) -> float:
+        """Share of samples at full scale, measured before resampling smooths them over."""
+        if self.samples.size == 0:
+            return 0.0
+        full = float(np.iinfo(self.samples.dtype).max) if np.issubdtype(self.samples.dtype, np.integer) else 1.0
+        return float(np.mean(np.abs(self.samples.astype(np.float64)) >= FULL_SCALE * full))
+
+
+def browser_audio(value: object) -> BrowserAudio:
+    """Accept what gr.Audio passes: None, a (sample_rate, array) tuple, or a file path."""
+    if value is None:
+        raise LabError(NO_RECORDING)
+    if isinstance(value, (str, Path)):
+        samples, sample_rate = read_audio_file(value)  # float32 (frames, channels); one-line errors
+        return BrowserAudio(samples, int(sample_rate))
+    if isinstance(value, tuple) and len(value) == 2:
+        sample_rate, samples = value
+        samples = np.asarray(samples)
+        if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise LabError(f"the recording has an invalid sample rate: {sample_rate!r}")
+        if samples.ndim not in (1, 2) or not (np.issubdtype(samples.dtype, np.integer)
+                                              or np.issubdtype(samples.dtype, np.floating)):
+            raise LabError(f"the recording is not audio samples (array of {samples.dtype}, "
+                           f"shape {samples.shape})")
+        return BrowserAudio(samples, int(sample_rate))
+    raise LabError(f"the recording came in a form this app does not know: {type(value).__name__}")
+
+
+def _channel_name(channels: int) -> str:
+    return {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
+
+
+@dataclass(frozen=True)
+class SavedRecording:
+    path: Path
+    seconds: float
+    peak_dbfs: float
+    clipped_fraction: float
+    source_rate: int
+    source_channels: int
+
+    def status(self) -> str:
+        """One line for the page: what was written, what came in, and how loud it is."""
+        line = (f"Saved {self.path.name}: {self.seconds:.1f} s, {SAMPLE_RATE} Hz mono 16-bit PCM "
+                f"(the browser sent {self.source_rate} Hz {_channel_name(self.source_channels)}), "
+                f"peak {self.peak_dbfs:.1f} dBFS")
+        if self.clipped_fraction > CLIPPED_FRACTION:
+            line += (f" - clipped ({100 * self.clipped_fraction:.1f} % of samples at full scale): "
+                     "move back from the microphone or lower its gain")
+        elif self.peak_dbfs < QUIET_DBFS:
+            line += " - quiet: speak closer to the microphone"
+        return line + "."
+
+
+def check_output_path(output: str | Path) -> Path:
+    """Find out at start, not at the first Save, whether we may write a WAV file there."""
+    given, output = output, Path(output).expanduser().resolve()
+    if output.suffix.lower() != ".wav":
+        raise LabError(f"--output {given}: the recorder writes WAV files; give a name ending in .wav")
+    if output.is_dir():
+        raise LabError(f"--output {given} is a folder; give a file name such as speech.wav")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LabError(f"--output {given}: cannot create its folder ({exc.strerror})") from exc
+    if not os.access(output.parent, os.W_OK):
+        raise LabError(f"--output {given}: the folder {output.parent} is not writable")
+    return output
+
+
+def save_recording(value: object, target: str | Path, max_seconds: float = MAX_SECONDS) -> SavedRecording:
+    """Convert the browser's audio to 16 kHz mono 16-bit PCM and write it to `target`."""
+    received = browser_audio(value)
+    if received.samples.shape[0] == 0:
+        raise LabError("the recording is empty: record again and speak before clicking Stop")
+    check_max_duration(received.seconds, max_seconds, what="the recording")
+
+    audio = to_mono_16k(received.samples, received.sample_rate)
+    check_speech_like(audio, what="the recording")
+
+    target = Path(target)
+    try:
+        write_wav_16k(audio, target)
+    except OSError as exc:
+        raise LabError(f"cannot write {target}: {exc.strerror or exc}; check the folder exists "
+                       "and is writable, or choose another --output") from exc
+    return SavedRecording(
+        path=target,
+        seconds=len(audio) / SAMPLE_RATE,
+        peak_dbfs=min(peak_dbfs(audio), 0.0),  # what the file holds: at most full scale
+        clipped_fraction=received.clipped_fraction(),
+        source_rate=received.sample_rate,
+        source_channels=received.channels,
+    )

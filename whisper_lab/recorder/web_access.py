@@ -1,0 +1,181 @@
+"""Getting a browser to the recorder page, with the microphone allowed.
+
+The recorder runs on a VM; the student's browser runs on a laptop. Browsers give
+the microphone only to a "secure context": a page served over https, or from
+http://localhost (127.0.0.1 counts too). A page at http://<vm-address>:7860 is
+neither, and there the Record button silently does nothing. So there are three
+ways in, and this module prints which ones work:
+
+1. SSH port forwarding: the laptop's localhost:7860 is carried over SSH to the
+   VM's port 7860. The browser sees http://localhost:7860, a secure context.
+   VS Code's Remote-SSH does this by itself when a program opens a port.
+2. https on the VM: our own certificate (`--ssl-certfile/--ssl-keyfile`) or a
+   self-signed one made on the fly (`--https`).
+3. Gradio's share link: a public https://....gradio.live address, relayed through
+   Gradio's servers. It needs internet access from the VM. Offline, Gradio's
+   own message blames a missing "frpc" binary, which sends students hunting for
+   a file when the real cause is the network. So we try the share service
+   ourselves, with a short time limit, and say what actually went wrong.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..errors import LabError
+from ..serving import WILDCARD_HOSTS, forwarding_advice, probe_bind
+
+# The share service Gradio asks for a tunnel; GRADIO_SHARE_SERVER_ADDRESS points at your own.
+GRADIO_SHARE_API = "api.gradio.app"
+SHARE_PROBE_SECONDS = 4.0
+
+
+class ShareUnavailable(Exception):
+    """The public share link could not be had; the message says why, in a few words."""
+
+
+@dataclass(frozen=True)
+class Serving:
+    host: str  # the address we listen on; 0.0.0.0 means every interface
+    port: int
+    https: bool
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.https else "http"
+
+    @property
+    def local_url(self) -> str:
+        host = "localhost" if self.host in WILDCARD_HOSTS else self.host
+        if ":" in host:  # an IPv6 address goes in brackets in a URL
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def network_url(self) -> str | None:
+        """The address other machines use, when we listen on every interface."""
+        if self.host in WILDCARD_HOSTS:
+            return f"{self.scheme}://{socket.gethostname()}:{self.port}"
+        return None  # listening on one address only: local_url already names it
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail now, in one line, if we cannot listen on host:port (rather than deep inside Gradio)."""
+    if not 1 <= port <= 65535:
+        raise LabError(f"--port {port}: a port is a number from 1 to 65535 (default 7860)")
+    try:
+        probe_bind(host, port)
+    except socket.gaierror as exc:
+        raise LabError(f"--host {host}: not an address of this machine ({exc.strerror})") from exc
+    except PermissionError as exc:
+        raise LabError(f"port {port} needs administrator rights; use a port above 1023, "
+                       "e.g. --port 7860") from exc
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise LabError(port_taken_message(port)) from exc
+        raise LabError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def port_taken_message(port: int) -> str:
+    return (f"port {port} is already in use (is the recorder already running in another terminal?); "
+            f"stop that program, or choose another port, e.g. --port {port + 1}")
+
+
+def tls_files(https: bool, certfile: Path | None, keyfile: Path | None,
+              host: str) -> tuple[Path | None, Path | None]:
+    """The certificate and key to serve https with, or (None, None) for plain http.
+
+    Given files are checked now (that they load, and belong together), so a typo
+    fails here in one line instead of as a traceback from the web server.
+    """
+    import ssl
+
+    if https and (certfile or keyfile):
+        raise LabError("use either --https (self-signed) or --ssl-certfile/--ssl-keyfile, not both")
+    if keyfile is not None and certfile is None:
+        raise LabError("--ssl-keyfile needs --ssl-certfile too")
+    if https:
+        from .self_signed_cert import self_signed_cert
+
+        return self_signed_cert(extra_host=host)
+    if certfile is None:
+        return None, None
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if path is not None and not path.is_file():
+            raise LabError(f"{flag} {path}: no such file")
+    try:  # a key may also sit in the certificate file itself, hence keyfile=None is allowed
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            str(certfile), str(keyfile) if keyfile else None)
+    except (ssl.SSLError, OSError) as exc:
+        raise LabError(f"cannot use {certfile} as an https certificate"
+                       f"{' with ' + str(keyfile) if keyfile else ''}: {exc}; "
+                       "pass a PEM certificate and its private key, or use --https") from exc
+    return certfile, keyfile
+
+
+def _share_service() -> tuple[str, int]:
+    custom = os.environ.get("GRADIO_SHARE_SERVER_ADDRESS")
+    if custom and ":" in custom:
+        host, port = custom.rsplit(":", 1)
+        return host, int(port)
+    return GRADIO_SHARE_API, 443
+
+
+def _unreachable(host: str, port: int, seconds: float) -> str | None:
+    """Why host:port cannot be reached within `seconds` (None if it can).
+
+    Runs in a thread because a name look-up has no timeout of its own: on a VM
+    whose DNS server is firewalled it can hang for half a minute.
+    """
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=seconds).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc.strerror or str(exc) or type(exc).__name__)
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return outcome[0] if outcome else f"no answer within {seconds:.0f} s"
+
+
+def open_share_link(share_token: str, serving: Serving, probe_seconds: float = SHARE_PROBE_SECONDS) -> str:
+    """Ask Gradio's share service for a public https URL relayed to our local port."""
+    host, port = _share_service()
+    reason = _unreachable(host, port, probe_seconds)
+    if reason:
+        raise ShareUnavailable(f"this machine cannot reach Gradio's share service "
+                               f"({host}:{port}: {reason}); it seems to have no internet access")
+    from gradio import networking
+
+    local_host = "127.0.0.1" if serving.host in WILDCARD_HOSTS else serving.host
+    try:
+        url = networking.setup_tunnel(local_host=local_host, local_port=serving.port, share_token=share_token,
+                                      share_server_address=None, share_server_tls_certificate=None)
+    except Exception as exc:  # noqa: BLE001 - any failure of an optional tunnel must leave the local page up
+        raise ShareUnavailable(f"Gradio's share tunnel did not start "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    return "https://" + urlparse(url).netloc  # the relay speaks https to browsers, whatever frpc reports
+
+
+def fallback_advice(serving: Serving, script: str) -> str:
+    """What to do when there is no share link: the two ways to a secure context."""
+    port = serving.port
+    lines = [
+        "To record from the browser on your laptop, use one of these:",
+        f"  1. Forward port {port} over SSH and use http://localhost:{port}",
+        "     (browsers allow the microphone on localhost even without https):",
+        *("   " + line for line in forwarding_advice(port)),
+        f"  2. Serve https from the VM and open https://<vm-address>:{port}, accepting the browser's warning:",
+        f"     python {script} --https        (makes a self-signed certificate)",
+        f"     python {script} --ssl-certfile cert.pem --ssl-keyfile key.pem",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,26 @@
+"""Language codes: Whisper picks the language of its output from one prompt token.
+
+The decoder's prompt is `<|startoftranscript|> <|en|> <|transcribe|> <|notimestamps|>`;
+the second token names the spoken language (`<|en|>`, `<|fr|>`, ... 99 of them).
+We accept a code (`en`) or an English name (`english`) and check it against the
+model's own list, so a typo fails with a clear message before any audio is decoded.
+"""
+
+from __future__ import annotations
+
+from ..errors import LabError
+
+
+def language_token_id(language: str, lang_to_id: dict[str, int], names: dict[str, str] | None = None) -> int:
+    """Token id of `<|code|>` for a code or a language name; LabError if the model lacks it.
+
+    lang_to_id maps tokens like "<|en|>" to ids; names maps "english" to "en".
+    """
+    wanted = language.strip().lower()
+    code = (names or {}).get(wanted, wanted)
+    token = f"<|{code}|>"
+    if token not in lang_to_id:
+        codes = sorted(t.strip("<|>") for t in lang_to_id)
+        shown = ", ".join(codes[:12]) + (", ..." if len(codes) > 12 else "")
+        raise LabError(f"unknown language {language!r}; use a code such as {shown} ({len(codes)} in all)")
+    return lang_to_id[token]
