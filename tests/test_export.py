@@ -103,7 +103,7 @@ def test_numbers_match_pytorch(exported, hf_whisper):
     """Independent of the script's own check: ORT vs the transformers model on the same speech."""
     from whisper_lab.audio.loading import load_audio
     from whisper_lab.audio.log_mel import log_mel_spectrogram
-    from whisper_lab.export.validate import compare_with_reference, pytorch_reference
+    from whisper_lab.export.validate import FP32_TOLERANCE, compare_with_reference, pytorch_reference
 
     out, result = exported
     mel = log_mel_spectrogram(load_audio(JFK.path))[None]
@@ -111,7 +111,8 @@ def test_numbers_match_pytorch(exported, hf_whisper):
     diffs = {p: compare_with_reference(OnnxWhisper(*pair(out, p)), reference) for p in NAMES}
     for p, d in diffs.items():
         print(f"{p}: encoder {d.encoder_max_diff:.2e}, logits {d.logits_max_diff:.2e}")
-    assert diffs["fp32"].encoder_max_diff <= 1e-3 and diffs["fp32"].logits_max_diff <= 1e-3
+    # float32 rounding only: a small fraction of the largest value (see validate.py)
+    assert diffs["fp32"].worst_relative_diff <= FP32_TOLERANCE, diffs["fp32"]
     assert diffs["fp16"].logits_max_diff < 0.05
     assert "max diff" in result.stdout and "+MatMulInteger" in result.stdout  # the script's table
 

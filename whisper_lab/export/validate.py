@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FP32_TOLERANCE = 1e-3
+# fp32 ONNX and PyTorch differ only by float32 rounding, which depends on the CPU's kernels
+# and grows with the size of the values. So the limit is relative to the largest value of
+# the reference tensor, which also makes it hold for any model size. whisper-base on the
+# sample speech: cross K/V up to 8.5, differences of 0.5-1.0e-3 (6e-5 to 1.2e-4 relative,
+# depending on the CPU); two PyTorch attention kernels differ by ~2e-4 between themselves.
+# A wrong op or a misplaced scale shows up as 1e-2 or more.
+FP32_TOLERANCE = 5e-4
 
 
 @dataclass
@@ -28,6 +34,13 @@ class Reference:
 class Validation:
     encoder_max_diff: float  # over cross_k and cross_v
     logits_max_diff: float  # first decoder step: logits of every prompt position
+    encoder_scale: float = 1.0  # largest |value| of the reference cross_k/v
+    logits_scale: float = 1.0  # largest |logit| of the reference
+
+    @property
+    def worst_relative_diff(self) -> float:
+        """The larger of the two differences, each divided by its reference's largest value."""
+        return max(self.encoder_max_diff / self.encoder_scale, self.logits_max_diff / self.logits_scale)
 
 
 def pytorch_reference(model, mel: np.ndarray, prompt: list[int]) -> Reference:
@@ -52,4 +65,6 @@ def compare_with_reference(onnx_whisper, reference: Reference) -> Validation:
     empty = onnx_whisper.empty_cache()
     logits, _, _ = onnx_whisper.decoder_step([reference.prompt], empty, empty, cross_k, cross_v)
     encoder_diff = max(np.abs(cross_k - reference.cross_k).max(), np.abs(cross_v - reference.cross_v).max())
-    return Validation(float(encoder_diff), float(np.abs(logits - reference.logits).max()))
+    encoder_scale = max(np.abs(reference.cross_k).max(), np.abs(reference.cross_v).max())
+    return Validation(float(encoder_diff), float(np.abs(logits - reference.logits).max()),
+                      float(encoder_scale), float(np.abs(reference.logits).max()))  # fmt: skip
