@@ -3,4 +3,5 @@
     graph_diff      two ONNX graphs side by side: ops matched by name, bytes by type, attention per layer
     netron_server   Netron's own web app and one model, served without the page's 180-day expiry
     netron_view     Netron served from the VM, with port-forwarding advice (04 --netron)
+    netron_browser  Netron's page in headless Chromium: wait for the graph, Find, count ops, photograph
 """
