@@ -83,7 +83,6 @@ def pictures(args: argparse.Namespace) -> None:
     if note := missing_font_note():
         print(note, file=sys.stderr)
     out = args.model_dir / "pictures"
-    print(f"Drawing {len(PICTURES)} pictures with Netron in a headless Chromium ...", flush=True)
     written = render_pictures(args.model_dir, name, out, log=lambda line: print(line, flush=True))
     shows = {picture.name: picture.shows for picture in PICTURES}
     print(f"\nWrote {len(written)} pictures into {out}:")

@@ -139,6 +139,7 @@ def render_pictures(model_dir: Path, model_name: str, out_dir: Path, pictures=PI
     import onnx
 
     from .netron_browser import NetronBrowser
+    from .netron_server import NetronApp
 
     by_file: dict[Path, list[tuple[int, int, Crop]]] = {}
     for p, picture in enumerate(pictures):
@@ -147,6 +148,8 @@ def render_pictures(model_dir: Path, model_name: str, out_dir: Path, pictures=PI
     shots: dict[tuple[int, int], bytes] = {}
     written = []
     with NetronBrowser() as browser:
+        log(f"Drawing {len(pictures)} pictures with Netron {NetronApp.installed().version} "
+            f"in headless Chromium {browser.version} ...")  # fmt: skip
         for path, crops in by_file.items():  # each file rendered once, photographed for all its crops
             graph = onnx.load(str(path), load_external_data=False).graph
             with browser.open(path) as page:
