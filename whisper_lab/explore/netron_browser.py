@@ -143,16 +143,21 @@ class NetronPage:
         """Click a hit of the open Find list, as a student does; Netron selects the node and scrolls to it."""
         exactly = re.compile(f"^{re.escape(text)}$")  # not a longer name that contains it
         self.page.locator(".sidebar-find-content li", has_text=exactly).first.click()
-        self._settle_scroll()
 
-    def in_view(self, node_name: str) -> bool:
-        """Is the node selected and inside the visible graph area?"""
-        return self.page.evaluate("""(id) => {
-            const node = document.getElementById(id), target = document.getElementById('target');
-            if (!node || !node.classList.contains('select')) return false;
-            const r = node.getBoundingClientRect(), t = target.getBoundingClientRect();
-            return r.left >= t.left && r.right <= t.right && r.top >= t.top && r.bottom <= t.bottom;
-        }""", f"node-name-{node_name}")  # fmt: skip
+    def in_view(self, node_name: str, timeout_s: float = 30) -> bool:
+        """Is the node selected and inside the visible graph area? Waits for Netron's smooth scroll to get there."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function("""(id) => {
+                const node = document.getElementById(id), target = document.getElementById('target');
+                if (!node || !node.classList.contains('select')) return false;
+                const r = node.getBoundingClientRect(), t = target.getBoundingClientRect();
+                return r.left >= t.left && r.right <= t.right && r.top >= t.top && r.bottom <= t.bottom;
+            }""", arg=f"node-name-{node_name}", timeout=timeout_s * 1000)  # fmt: skip
+            return True
+        except PlaywrightTimeout:
+            return False
 
     def show_attributes(self, show: bool) -> None:
         """Netron's View > Show Attributes (e.g. a Cast's `to = float16`); draws the graph again if it changes."""
@@ -192,7 +197,7 @@ class NetronPage:
         return png, zoom
 
     def _settle_scroll(self) -> None:
-        """Wait until #target stops scrolling (a selection scrolls smoothly to the node)."""
+        """Wait until #target's scroll position holds still."""
         last = None
         for _ in range(100):
             now = self.page.evaluate("() => { const t = document.getElementById('target'); return [t.scrollLeft, t.scrollTop]; }")
