@@ -2,6 +2,7 @@
 
     python 04-compare-models.py                          # full report: whisper_model_dir/report.md + PNGs
     python 04-compare-models.py --netron whisper_model_dir/whisper-base_encoder_int8.onnx
+    python 04-compare-models.py --pictures                 # Netron's drawings of the graphs: whisper_model_dir/pictures/
     python 04-compare-models.py --diff-precisions fp32 int8
     python 04-compare-models.py --diff whisper_model_dir/whisper-base_decoder.onnx whisper_model_dir/whisper-base_decoder_fp16.onnx
     python 04-compare-models.py --utterances 20 --repeats 3 --backends hf-fp32 onnx-int8
@@ -40,6 +41,9 @@ def parse_args() -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--netron", type=Path, metavar="FILE",
                       help="serve FILE (an .onnx file) in Netron on this machine and print the URL to open")
+    mode.add_argument("--pictures", action="store_true",
+                      help="draw the graph regions steps 5 and 8 talk about with Netron in a headless Chromium, "
+                           "as PNGs in MODEL_DIR/pictures (needs bash install.sh --test)")
     mode.add_argument("--diff", type=Path, nargs=2, metavar=("A.onnx", "B.onnx"),
                       help="structural diff of two ONNX files: op types, bytes by dtype, largest weights, attention blocks")
     mode.add_argument("--diff-precisions", nargs=2, choices=PRECISIONS, metavar=("P1", "P2"),
@@ -68,6 +72,22 @@ def netron(args: argparse.Namespace) -> None:
     print(access_advice(server), flush=True)
     wait_until_interrupted(server)
     print("Netron stopped.")
+
+
+def pictures(args: argparse.Namespace) -> None:
+    from whisper_lab.compare.comparison import check_exported
+    from whisper_lab.explore.pictures import PICTURES, missing_font_note, render_pictures
+
+    name = model_name(args.model)
+    check_exported(args.model_dir, name, list(PRECISIONS))
+    if note := missing_font_note():
+        print(note, file=sys.stderr)
+    out = args.model_dir / "pictures"
+    written = render_pictures(args.model_dir, name, out, log=lambda line: print(line, flush=True))
+    shows = {picture.name: picture.shows for picture in PICTURES}
+    print(f"\nWrote {len(written)} pictures into {out}:")
+    for path in written:
+        print(f"  {path.name:36} {shows[path.stem]}")
 
 
 def diff(pairs: list[tuple[Path, Path]]) -> None:
@@ -99,6 +119,8 @@ def main() -> None:
     args = parse_args()
     if args.netron:
         netron(args)
+    elif args.pictures:
+        pictures(args)
     elif args.diff:
         diff([tuple(args.diff)])
     elif args.diff_precisions:

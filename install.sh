@@ -2,7 +2,7 @@
 # Install the lab's Python packages into the active Python environment.
 #
 #   bash install.sh          # what the lab scripts need
-#   bash install.sh --test   # plus what the tests need, Debian's Chromium included
+#   bash install.sh --test   # plus what the tests need, Debian's Chromium and a CJK font included
 #
 # PyTorch first: on Linux, PyPI's torch wheel is the CUDA build (about 6 GB with its
 # NVIDIA libraries). The lab runs on CPU-only VMs, so we ask PyTorch's CPU index for
@@ -24,7 +24,10 @@ fi
 "$PYTHON" -m pip install -r "$req"
 
 if [ "$req" = requirements-test.txt ]; then
-  # The recorder's end-to-end test drives a real Chromium (Debian packages, needs root or sudo).
+  # The recorder's end-to-end test and the Netron tests drive a real Chromium (Debian packages, needs root or sudo).
   bash .ci/install-browser.sh \
     || echo "install.sh: could not install chromium; the browser tests will fail until it is installed" >&2
+  # Netron draws tensor shapes between CJK angle brackets; Debian's default fonts lack them.
+  bash .ci/install-fonts.sh \
+    || echo "install.sh: could not install fonts-wqy-microhei; Netron's pictures will show boxes for 〈 〉" >&2
 fi

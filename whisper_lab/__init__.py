@@ -9,7 +9,7 @@ checks this), so the list can be read top to bottom.
     recorder/    the Gradio page that records speech.wav                        (01)
     transcribe/  decoding loops: PyTorch reference and numpy + ONNX Runtime      (02, 03 --transcribe)
     export/      Whisper cut into encoder + decoder ONNX, fp16/int8, checks      (03)
-    explore/     inside the graphs: structural diff, Netron                      (04 --diff, --netron)
+    explore/     inside the graphs: structural diff, Netron, its pictures        (04 --diff, --netron, --pictures)
     compare/     size, speed, accuracy and memory of every backend, the report   (04)
 
 Shared helpers, usable by every part:

@@ -1,29 +1,29 @@
 """Netron, served from the VM itself: look inside an ONNX file without downloading it anywhere.
 
 Netron (the `netron` package on PyPI) is a model viewer that runs in the
-browser; its Python package carries the whole web app and a small HTTP server
-that hands the browser the app and the one model file. Nothing is fetched from
-the internet. The server runs on the VM, the browser on your laptop, so the
+browser; its Python package carries the whole web app, which netron_server
+hands to the browser together with the one model file. Nothing is fetched
+from the internet. The server runs on the VM, the browser on your laptop, so the
 port has to reach the laptop: SSH port forwarding carries the laptop's
 localhost:PORT to the VM's localhost:PORT (VS Code's Remote-SSH does this by
 itself when a program opens a port, see its PORTS tab).
 
 We listen on 127.0.0.1 by default: only this machine and forwarded ports can
-reach it. `--host 0.0.0.0` opens it to the network, which also serves the
-other files in the model's folder to anyone who can reach the VM.
+reach it. `--host 0.0.0.0` opens it to the network: anyone who can reach the
+VM can then load the model (only that file, see netron_server).
 """
 
 from __future__ import annotations
 
 import errno
-import logging
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LabError
 from ..serving import WILDCARD_HOSTS, forwarding_advice, probe_bind
+from .netron_server import ServedModel, start_server
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080  # Netron's own default
@@ -34,6 +34,7 @@ class NetronServer:
     model: Path
     host: str
     port: int
+    served: ServedModel = field(repr=False)
 
     @property
     def url(self) -> str:
@@ -41,14 +42,10 @@ class NetronServer:
         return f"http://{host}:{self.port}"
 
     def alive(self) -> bool:
-        import netron
-
-        return netron.status((self.host, self.port))
+        return self.served.alive()
 
     def stop(self) -> None:
-        import netron
-
-        netron.stop((self.host, self.port))
+        self.served.stop()
 
 
 def _check_can_listen(host: str, port: int) -> None:
@@ -64,27 +61,38 @@ def _check_can_listen(host: str, port: int) -> None:
         raise LabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host") from exc
 
 
-def serve_model(model: Path, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT) -> NetronServer:
-    """Start Netron's server for `model` in a background thread; port 0 or None = any free port."""
+def check_onnx_model(model: Path) -> Path:
+    """The one model file to show: it must exist and be an ONNX model (Netron would open far more)."""
     model = Path(model)
     if model.is_dir():
         raise LabError(f"{model}: is a folder; give one model file, e.g. {model / 'whisper-base_encoder_int8.onnx'}")
     if not model.is_file():
         raise LabError(f"{model}: no such file" + ("" if model.parent.is_dir() else f" (no folder {model.parent})"))
+    hint = "give one of the .onnx files 03-export-encoder-decoder.py wrote, e.g. whisper_model_dir/whisper-base_encoder.onnx"
+    if model.suffix.lower() != ".onnx":
+        raise LabError(f"{model}: not an ONNX model (no .onnx ending); {hint}")
+    import onnx
+
+    try:  # the graph only: a damaged or foreign file fails here, in one line, not in the student's browser
+        onnx.load(str(model), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise LabError(f"{model}: cannot read it as an ONNX model ({type(exc).__name__}); {hint}") from exc
+    return model
+
+
+def serve_model(model: Path, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT) -> NetronServer:
+    """Start Netron for `model` in a background thread; port 0 or None = any free port."""
+    model = check_onnx_model(model)
     try:
-        import netron
+        import netron  # noqa: F401  (the web app we serve)
     except ImportError as exc:
         raise LabError("netron is not installed; pip install -r requirements.txt") from exc
     _check_can_listen(host, port or 0)
-    # netron logs 'Serving ... at ...' through the root logger; we print our own, clearer lines
-    logging.getLogger("netron.server").setLevel(logging.WARNING)
-    if not logging.getLogger().hasHandlers():
-        logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        bound_host, bound_port = netron.serve(str(model), address=(host, port or 0), browse=False)
+        served = start_server(model, host, port or 0)
     except OSError as exc:
         raise LabError(f"cannot serve on {host}:{port} ({exc.strerror or exc}); try another --port or --host") from exc
-    return NetronServer(model, bound_host, bound_port)
+    return NetronServer(model, host, served.port, served)
 
 
 def access_advice(server: NetronServer) -> str:
