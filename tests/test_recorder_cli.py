@@ -100,6 +100,8 @@ def test_a_taken_port_is_one_clear_line_and_fast(tmp_path):
     (["--https", "--ssl-certfile", "cert.pem"], "error: use either --https (self-signed) or --ssl-certfile"),
     (["--port", "70000"], "error: --port 70000: a port is a number from 1 to 65535"),
     (["--host", "no-such-host.invalid"], "error: --host no-such-host.invalid: not an address of this machine"),
+    (["--host", "0.0.0.0", "--password", "lab"], "error: --password: use at least 8 characters"),
+    (["--password", "long-enough", "--no-password"], "error: use either --password or --no-password, not both"),
 ])
 def test_bad_input_is_one_line_error_without_traceback(args, message):
     result = run_script(SCRIPT, *args, timeout=60)

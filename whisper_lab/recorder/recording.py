@@ -11,6 +11,10 @@ or as a file it uploaded. Whisper wants 16 kHz mono (see audio.py), so saving is
 2. mix to mono and resample to 16 kHz (soxr: fast from the very first call);
 3. refuse empty or silent audio, which Whisper would "transcribe" into invented text;
 4. write a 16-bit PCM WAV atomically, so script 02 never reads a half-written file.
+   On the page, each save first writes a copy of its own in the recorder's
+   private folder and then copies that onto speech.wav: two students saving at
+   the same moment leave one complete recording or the other, and each page's
+   download and figure show its own recording, whoever saved last.
 
 Every refusal is a LabError whose message the page shows as it is; nothing is
 written then, and an earlier speech.wav stays as it was.
@@ -18,9 +22,13 @@ written then, and an earlier speech.wav stays as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -33,6 +41,7 @@ from ..audio.loading import (
     write_wav_16k,
 )
 from ..errors import LabError
+from ..files import atomic_file
 from .upload_reading import decode_upload
 
 # Five minutes is far more than a lab exercise needs, and keeps a forgotten
@@ -113,7 +122,8 @@ def _channel_name(channels: int) -> str:
 
 @dataclass(frozen=True)
 class SavedRecording:
-    path: Path
+    path: Path  # where it was saved (--output)
+    copy: Path  # this save's own copy, which no later save replaces (the path itself without a copy folder)
     seconds: float
     peak_dbfs: float
     clipped_fraction: float
@@ -149,20 +159,37 @@ def check_output_path(output: str | Path) -> Path:
     return output
 
 
-def save_recording(value: object, target: str | Path, max_seconds: float = MAX_SECONDS) -> SavedRecording:
-    """Convert the browser's audio to 16 kHz mono 16-bit PCM and write it to `target`."""
+@contextlib.contextmanager
+def _explain_write_errors(target: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise LabError(f"cannot write {target}: {exc.strerror or exc}; check the folder exists "
+                       "and is writable, or choose another --output") from exc
+
+
+def save_recording(value: object, target: str | Path, max_seconds: float = MAX_SECONDS,
+                   copy_folder: Path | None = None) -> SavedRecording:
+    """Convert the browser's audio to 16 kHz mono 16-bit PCM and write it to `target`.
+
+    With `copy_folder`, the file is written there first (in a new sub-folder: one per
+    save) and then copied onto `target`.
+    """
     received = receive(value, max_seconds)
     audio = received.audio
     check_speech_like(audio, what="the recording")
 
     target = Path(target)
-    try:
-        write_wav_16k(audio, target)
-    except OSError as exc:
-        raise LabError(f"cannot write {target}: {exc.strerror or exc}; check the folder exists "
-                       "and is writable, or choose another --output") from exc
+    with _explain_write_errors(target if copy_folder is None else copy_folder):
+        copy = target if copy_folder is None else Path(tempfile.mkdtemp(dir=copy_folder)) / target.name
+        write_wav_16k(audio, copy)
+    if copy != target:
+        # Atomically, like write_wav_16k: a reader sees the old file or the new one, never a mix.
+        with _explain_write_errors(target), atomic_file(target) as tmp:
+            shutil.copyfile(copy, tmp)
     return SavedRecording(
         path=target,
+        copy=copy,
         seconds=len(audio) / SAMPLE_RATE,
         peak_dbfs=min(peak_dbfs(audio), 0.0),  # what the file holds: at most full scale
         clipped_fraction=received.clipped_fraction,
