@@ -91,6 +91,7 @@ def main() -> None:
 
     app = recorder_app.build_app(output, port=args.port, private_dir=private_dir)
     warm_up()  # before serving, not beside it (see mel_figure.warm_up)
+    recorder_app.return_freed_memory()
     recorder_app.launch(app, serving, private_dir, certfile, keyfile, access.password)
     print(f"Saving recordings to {output}", flush=True)
     recorder_app.print_addresses(serving)

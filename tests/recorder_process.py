@@ -26,12 +26,14 @@ def free_port() -> int:
 class Recorder:
     """The recorder running in the background; `expect` waits for a line of its output."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO):
+    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO,
+                 wrapper: tuple[str, ...] = ()):
+        """`wrapper`: a command the script runs under (strace ...); `proc` is then the wrapper's process."""
         self.started = time.monotonic()
         self.lines: list[tuple[float, str]] = []  # (seconds since start, line)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            [PYTHON, "-u", str(SCRIPT), *args], cwd=cwd, env={**os.environ, **(env or {})},
+            [*wrapper, PYTHON, "-u", str(SCRIPT), *args], cwd=cwd, env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()

@@ -26,6 +26,8 @@ import signal
 import tempfile
 from pathlib import Path
 
+from ..errors import LabError
+
 PREFIX = "whisper-lab-recorder-"
 _NAME = re.compile(rf"^{re.escape(PREFIX)}(\d+)-")
 
@@ -59,9 +61,23 @@ def remove_abandoned(parent: Path) -> list[Path]:
     return removed
 
 
+def _temp_parent() -> Path:
+    """The system's temporary folder, found as tempfile does but without its test file.
+
+    tempfile.gettempdir() proves a folder writable by creating and deleting a file
+    in it: a write outside the private folder, however brief, that we can avoid.
+    """
+    candidates = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")] + ["/tmp", "/var/tmp"]
+    for candidate in filter(None, candidates):
+        if os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return Path(candidate).resolve()
+    raise LabError("no writable temporary folder (tried $TMPDIR, /tmp, /var/tmp); "
+                   "set TMPDIR to a folder you can write to")
+
+
 def make_private_temp() -> Path:
     """Make this recorder's folder, point Gradio and Python's tempfile at it, and remove it at exit."""
-    parent = Path(tempfile.gettempdir())
+    parent = _temp_parent()
     remove_abandoned(parent)
     folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
     os.environ["GRADIO_TEMP_DIR"] = str(folder / "gradio")
