@@ -42,7 +42,7 @@ from ..audio.loading import (
 )
 from ..errors import LabError
 from ..files import atomic_file
-from .upload_reading import decode_upload
+from .upload_reading import ReceivedAudio, decode_upload
 
 # Five minutes is far more than a lab exercise needs, and keeps a forgotten
 # recording from filling the VM's memory or disk.
@@ -63,16 +63,6 @@ QUIET_DBFS = -30.0
 NO_RECORDING = ("no recording yet: click Record, speak, click Stop "
                 "(or upload an audio file), then Save Recording")
 EMPTY_RECORDING = "the recording is empty: record again and speak before clicking Stop"
-
-
-@dataclass(frozen=True)
-class ReceivedAudio:
-    """What the browser sent, already at 16 kHz mono, and what it was before."""
-
-    audio: np.ndarray  # 16 kHz mono float32
-    source_rate: int
-    source_channels: int
-    clipped_fraction: float  # share of samples at full scale, measured before resampling smooths them
 
 
 def _clipped_fraction(samples: np.ndarray) -> float:
@@ -104,13 +94,10 @@ def receive(value: object, max_seconds: float = MAX_SECONDS) -> ReceivedAudio:
     if value is None:
         raise LabError(NO_RECORDING)
     if isinstance(value, (str, Path)):
-        decoded = decode_upload(value, max_seconds, full_scale=FULL_SCALE)
-        if decoded.source_frames == 0:
+        received = decode_upload(value, max_seconds, full_scale=FULL_SCALE)
+        if received.audio.size == 0:
             raise LabError(EMPTY_RECORDING)
-        return ReceivedAudio(audio=decoded.audio, source_rate=decoded.source_rate,
-                             source_channels=decoded.source_channels,
-                             clipped_fraction=decoded.clipped_samples / (decoded.source_frames
-                                                                         * decoded.source_channels))
+        return received
     if isinstance(value, tuple) and len(value) == 2:
         return _received_array(*value, max_seconds)
     raise LabError(f"the recording came in a form this app does not know: {type(value).__name__}")

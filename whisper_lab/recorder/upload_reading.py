@@ -41,12 +41,13 @@ NOT_A_RECORDING = "upload a recording from a microphone or a common audio file"
 
 
 @dataclass(frozen=True)
-class DecodedUpload:
+class ReceivedAudio:
+    """What the browser sent, already at 16 kHz mono, and what it was before."""
+
     audio: np.ndarray  # 16 kHz mono float32
     source_rate: int
     source_channels: int
-    source_frames: int
-    clipped_samples: int  # samples at or above `full_scale`, counted before resampling smooths them
+    clipped_fraction: float  # share of samples at full scale, measured before resampling smooths them
 
 
 def _open(path: Path):
@@ -80,7 +81,7 @@ def over_the_limit(max_seconds: float, what: str) -> LabError:
 
 
 def decode_upload(path: str | Path, max_seconds: float, full_scale: float,
-                  what: str = "the recording") -> DecodedUpload:
+                  what: str = "the recording") -> ReceivedAudio:
     """Decode an audio file to 16 kHz mono float32, refusing it as early as its header allows."""
     import soundfile as sf
     import soxr
@@ -116,5 +117,5 @@ def decode_upload(path: str | Path, max_seconds: float, full_scale: float,
             if last:
                 break
     # A view, not a copy: the pages of `result` past `written` were never touched, so they cost nothing.
-    return DecodedUpload(audio=result[:written], source_rate=rate, source_channels=channels,
-                         source_frames=frames, clipped_samples=clipped)
+    return ReceivedAudio(audio=result[:written], source_rate=rate, source_channels=channels,
+                         clipped_fraction=clipped / max(frames * channels, 1))
