@@ -40,7 +40,11 @@ def vm_address() -> str:
 def start(tmp_path, *args: str) -> tuple[Recorder, int]:
     port = free_port()
     recorder = Recorder("--no-share", "--port", str(port), "--output", str(tmp_path / "speech.wav"), *args)
-    recorder.expect(r"^Press Ctrl\+C to stop", timeout=START_SECONDS)
+    try:
+        recorder.expect(r"^Press Ctrl\+C to stop", timeout=START_SECONDS)
+    except BaseException:
+        recorder.stop()  # a recorder that did not come up is not left running
+        raise
     return recorder, port
 
 

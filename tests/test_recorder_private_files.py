@@ -24,7 +24,11 @@ def start(tmp_path: Path, temp: Path) -> tuple[Recorder, int]:
     port = free_port()
     recorder = Recorder("--no-share", "--port", str(port), "--output", str(tmp_path / "out" / "speech.wav"),
                         env={"TMPDIR": str(temp)})
-    recorder.expect(r"^Press Ctrl\+C to stop", timeout=START_SECONDS)
+    try:
+        recorder.expect(r"^Press Ctrl\+C to stop", timeout=START_SECONDS)
+    except BaseException:
+        recorder.stop()  # a recorder that did not come up is not left running
+        raise
     return recorder, port
 
 
@@ -56,8 +60,10 @@ def test_recordings_stay_in_output_and_a_private_folder_removed_at_stop(tmp_path
         assert uploads and all(path.is_relative_to(private) for path in uploads)
     finally:
         recorder.proc.send_signal(stop_signal)
-        recorder.proc.wait(timeout=30)
-        recorder.stop()
+        try:
+            recorder.proc.wait(timeout=30)
+        finally:
+            recorder.stop()
 
     # Stopped: the private folder is gone, speech.wav is the only file left.
     assert list(temp.iterdir()) == [], files_under(temp)
@@ -68,10 +74,12 @@ def test_a_killed_recorders_folder_is_removed_by_the_next_start(tmp_path):
     temp = tmp_path / "tmp"
     temp.mkdir()
     killed, port = start(tmp_path, temp)
-    status, _ = save_through_api(api_client(f"http://127.0.0.1:{port}"), jfk_file(tmp_path / "a.wav", 44_100, 1))
-    assert status.startswith("Saved"), status
-    killed.proc.send_signal(signal.SIGKILL)  # no chance to clean up
-    killed.proc.wait(timeout=30)
+    try:
+        status, _ = save_through_api(api_client(f"http://127.0.0.1:{port}"), jfk_file(tmp_path / "a.wav", 44_100, 1))
+        assert status.startswith("Saved"), status
+    finally:
+        killed.proc.kill()  # SIGKILL: no chance to clean up
+        killed.proc.wait(timeout=30)
     left = list(temp.iterdir())
     assert len(left) == 1 and files_under(left[0]), "a killed recorder leaves its folder behind"
     # A folder of another program in the same temporary folder is left alone.
