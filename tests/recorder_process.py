@@ -1,4 +1,4 @@
-"""Run the real 01-record-audio-app.py as a subprocess and read what it prints, line by line."""
+"""Run the real 01-record-audio-app.py as a subprocess, read what it prints, and talk to it as a browser would."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 from conftest import PYTHON, REPO
 
 SCRIPT = REPO / "01-record-audio-app.py"
@@ -25,12 +26,14 @@ def free_port() -> int:
 class Recorder:
     """The recorder running in the background; `expect` waits for a line of its output."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO):
+    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO,
+                 wrapper: tuple[str, ...] = ()):
+        """`wrapper`: a command the script runs under (strace ...); `proc` is then the wrapper's process."""
         self.started = time.monotonic()
         self.lines: list[tuple[float, str]] = []  # (seconds since start, line)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            [PYTHON, "-u", str(SCRIPT), *args], cwd=cwd, env={**os.environ, **(env or {})},
+            [*wrapper, PYTHON, "-u", str(SCRIPT), *args], cwd=cwd, env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
@@ -72,3 +75,42 @@ class Recorder:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def this_machines_address() -> str | None:
+    """An address of this machine other than loopback (the VM's own IP), or None if it has none.
+
+    Connecting a UDP socket sends nothing; it only makes the kernel pick the
+    interface it would route through, whose address we then read.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: any routable address will do
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def upload(base_url: str, path: Path, client: httpx.Client | None = None) -> httpx.Response:
+    """POST a file to the page's upload route, as the browser does when a file is chosen."""
+    client = client or httpx.Client(verify=False)
+    return client.post(f"{base_url}/gradio_api/upload", timeout=60,
+                       files={"files": (path.name, path.read_bytes(), "application/octet-stream")})
+
+
+def api_client(base_url: str, auth: tuple[str, str] | None = None):
+    """A Gradio API client for the page, the programmatic twin of a browser tab (its own session)."""
+    from gradio_client import Client
+
+    # download_files=False: results name files on the server; the tests fetch what they need.
+    return Client(base_url, auth=auth, verbose=False, download_files=False, ssl_verify=False)
+
+
+def save_through_api(client, path: Path) -> tuple[str, dict | None]:
+    """Upload `path` and press Save Recording; returns the status line and the download's file data."""
+    from gradio_client import handle_file
+
+    status, download = client.predict(handle_file(str(path)), api_name="/save")
+    value = download.get("value") if isinstance(download, dict) else None
+    return status, value

@@ -13,6 +13,7 @@ from cryptography import x509
 from recorder_process import SCRIPT, Recorder, free_port
 
 ADVICE_SECONDS = 10  # the limit: local URL and fallback advice within 10 s of start
+START_SECONDS = 60  # only a wait for the server to come up: generous, for a machine shared with other work
 
 
 def share_service_reachable() -> bool:
@@ -59,8 +60,11 @@ def test_https_serves_the_page_with_a_self_signed_certificate(tmp_path):
     recorder = Recorder("--https", "--port", str(port), "--output", str(tmp_path / "speech.wav"),
                         env={"WHISPER_LAB_CACHE": str(cache)})
     try:
-        cert_path = recorder.expect(r"^Self-signed certificate: (.+)$", timeout=20).group(1)
-        recorder.expect(rf"^Recorder page: https://localhost:{port}\b", timeout=20)
+        cert_path = recorder.expect(r"^Self-signed certificate: (.+)$", timeout=START_SECONDS).group(1)
+        recorder.expect(rf"^Recorder page: https://localhost:{port}\b", timeout=START_SECONDS)
+        # --https is for other machines: every interface, and the page asks for a password.
+        recorder.expect(r"^On the network: https://", timeout=5)
+        recorder.expect(r"^Password: \S+   \(user name: lab", timeout=5)
         recorder.expect(r"^No public share link asked for: the page is served over https", timeout=5)
         page = httpx.get(f"https://localhost:{port}/", verify=False, timeout=10)
         assert page.status_code == 200
@@ -100,6 +104,8 @@ def test_a_taken_port_is_one_clear_line_and_fast(tmp_path):
     (["--https", "--ssl-certfile", "cert.pem"], "error: use either --https (self-signed) or --ssl-certfile"),
     (["--port", "70000"], "error: --port 70000: a port is a number from 1 to 65535"),
     (["--host", "no-such-host.invalid"], "error: --host no-such-host.invalid: not an address of this machine"),
+    (["--host", "0.0.0.0", "--password", "lab"], "error: --password: use at least 8 characters"),
+    (["--password", "long-enough", "--no-password"], "error: use either --password or --no-password, not both"),
 ])
 def test_bad_input_is_one_line_error_without_traceback(args, message):
     result = run_script(SCRIPT, *args, timeout=60)

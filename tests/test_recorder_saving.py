@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 import soxr
 from conftest import PYTHON, REPO
+from recorder_hostile_audio import jfk_file, truncated
 
 from whisper_lab.audio.speech_data import JFK
 from whisper_lab.errors import LabError
@@ -99,15 +100,22 @@ def test_every_browser_shape_becomes_16k_mono_pcm16_with_the_same_speech(name, t
 def refusal_cases(jfk: np.ndarray, tmp: Path) -> dict[str, tuple[object, str]]:
     not_audio = tmp / "notes.wav"
     not_audio.write_text("these are lecture notes, not audio")
+    junk_mp3 = tmp / "junk.mp3"
+    junk_mp3.write_bytes(np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes())
+    header_only = write_file(tmp / "header-only.wav", np.zeros((0, 2), np.int16), 48_000, "PCM_16")
+    cut_off = truncated(jfk_file(tmp / "whole.flac", rate=48_000, channels=2), tmp / "cut-off.flac")
     over_limit = np.tile(as_float(jfk), int(MAX_SECONDS // JFK_SECONDS) + 1)  # 308 s of real speech
     return {
         "nothing recorded": (None, "no recording yet"),
         "zero samples": ((48_000, np.zeros((0, 2), np.int16)), "is empty"),
+        "a file with a header and no samples": (str(header_only), "is empty"),
         "a few milliseconds": ((48_000, to_int16(at_rate(jfk, 48_000)[:2000])), "is empty"),
         "digital silence, stereo int16": ((48_000, np.zeros((3 * 48_000, 2), np.int16)), "is silent"),
         "a muted microphone (-60 dBFS)": ((44_100, at_rate(jfk, 44_100) * 10 ** (-60 / 20) / 0.8), "is silent"),
         f"over {MAX_SECONDS} s": ((16_000, over_limit), f"over the limit of {MAX_SECONDS} s"),
-        "not an audio file": (str(not_audio), "cannot read it as audio"),
+        "not an audio file": (str(not_audio), "notes.wav: cannot read it as audio"),
+        "random bytes named .mp3": (str(junk_mp3), "junk.mp3: cannot read it as audio"),
+        "a FLAC file cut off half-way": (str(cut_off), r"cut-off.flac: the audio is damaged after \d"),
         "a file that is gone": (str(tmp / "deleted.wav"), "no such file"),
     }
 
@@ -115,6 +123,7 @@ def refusal_cases(jfk: np.ndarray, tmp: Path) -> dict[str, tuple[object, str]]:
 @pytest.mark.parametrize("case", [
     "nothing recorded", "zero samples", "a few milliseconds", "digital silence, stereo int16",
     "a muted microphone (-60 dBFS)", f"over {MAX_SECONDS} s", "not an audio file", "a file that is gone",
+    "random bytes named .mp3", "a FLAC file cut off half-way", "a file with a header and no samples",
 ])
 def test_refusals_say_why_and_leave_the_previous_file_alone(case, tmp_path, jfk_int16):
     value, message = refusal_cases(jfk_int16, tmp_path)[case]

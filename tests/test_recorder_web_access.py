@@ -25,7 +25,8 @@ def test_port_check_refuses_a_listening_port_and_accepts_a_free_one():
 
 def test_urls_name_a_host_a_browser_can_open():
     assert Serving("0.0.0.0", 7860, https=False).local_url == "http://localhost:7860"
-    assert Serving("127.0.0.1", 7861, https=True).local_url == "https://127.0.0.1:7861"
+    assert Serving("127.0.0.1", 7861, https=True).local_url == "https://localhost:7861"
+    assert Serving("192.0.2.7", 7861, https=True).local_url == "https://192.0.2.7:7861"
     assert Serving("::1", 7860, https=False).local_url == "http://[::1]:7860"
     assert Serving("127.0.0.1", 7860, https=False).network_url() is None
 

@@ -2,7 +2,7 @@
 
 Built with Gradio: the page is declared in Python (components and the events
 that connect them) and Gradio serves it, with the browser side written for us.
-Three things here are not Gradio's defaults, each for a reason:
+Five things here are not Gradio's defaults, each for a reason:
 
 * "Save Recording" starts disabled and is enabled only when the recording has
   reached the server. After Stop, the player shows up at once, but the audio is
@@ -13,6 +13,12 @@ Three things here are not Gradio's defaults, each for a reason:
   does nothing at all. We show what to do instead.
 * The figure: after saving, the log-mel spectrogram of the saved file, exactly
   as Whisper's encoder will receive it (see mel_figure.py).
+* A login form when other machines can reach the page (web_access.py), and
+  Gradio's files kept in the recorder's private folder (private_temp.py).
+* One save at a time: saving holds up to SAVE_MEMORY_MB, so however many
+  browsers press Save at once, the server's memory grows by that much at most.
+  The others wait in Gradio's queue, a second or so each. And that memory is
+  given back when a save ends (`return_freed_memory`).
 """
 
 from __future__ import annotations
@@ -24,10 +30,19 @@ from pathlib import Path
 
 from ..errors import LabError
 from .recording import MAX_SECONDS, save_recording
-from .web_access import Serving, ShareUnavailable, fallback_advice, open_share_link, port_taken_message
+from .web_access import (
+    PASSWORD_USER,
+    Serving,
+    ShareUnavailable,
+    fallback_advice,
+    open_share_link,
+    port_taken_message,
+)
 
 # Big enough for the longest recording we accept as an uncompressed upload
 # (5 min of 48 kHz stereo float WAV is 115 MB), small enough to stop a wrong file early.
+# Gradio counts the bytes as they stream in and refuses (HTTP 413) the moment an upload
+# passes this, before anything is decoded; the partial file is deleted.
 MAX_UPLOAD = "200mb"
 
 INTRO = f"""\
@@ -77,8 +92,11 @@ def plain(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", text)
 
 
-def build_app(output: Path, port: int):
-    """Declare the page. Nothing is served until `launch`."""
+def build_app(output: Path, port: int, private_dir: Path):
+    """Declare the page. Nothing is served until `launch`.
+
+    Each save keeps its own copy under `private_dir`; the page's download and figure use it.
+    """
     # No usage statistics from students' VMs, and no calls out of an offline one.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
@@ -91,13 +109,17 @@ def build_app(output: Path, port: int):
         # and None when the student clears the recording.
         return gr.Button(interactive=recording is not None)
 
+    copies = private_dir / "saved"
+    copies.mkdir(exist_ok=True)
+
     def save(recording):
         try:
-            saved = save_recording(recording, output)
+            saved = save_recording(recording, output, copy_folder=copies)
         except LabError as exc:
             # Shown on the page; nothing is written and an older speech.wav stays as it was.
             return f"**Not saved:** {plain(str(exc))}", gr.File(value=None, visible=False), None
-        return plain(saved.status()), gr.File(value=str(saved.path), visible=True), str(saved.path)
+        # This save's own copy: if another browser saves next, this page still offers its own recording.
+        return plain(saved.status()), gr.File(value=str(saved.copy), visible=True), str(saved.copy)
 
     def spectrogram(saved_path):
         if saved_path is None:
@@ -126,16 +148,43 @@ def build_app(output: Path, port: int):
         recording.start_recording(lambda: gr.Button(interactive=False), outputs=save_button)
         recording.change(ready_to_save, inputs=recording, outputs=save_button)
         # Two steps: the status line comes back at once, the figure follows.
-        save_button.click(save, inputs=recording, outputs=[status, download, saved_path]).then(
-            spectrogram, inputs=saved_path, outputs=figure)
+        save_button.click(save, inputs=recording, outputs=[status, download, saved_path],
+                          concurrency_limit=1).then(spectrogram, inputs=saved_path, outputs=figure,
+                                                    concurrency_limit=1)
         app.load(None, js=SECURE_CONTEXT_JS)
     return app
 
 
-def launch(app, serving: Serving, output: Path, certfile: Path | None, keyfile: Path | None) -> None:
+def return_freed_memory() -> None:
+    """Make large freed buffers go back to the system at once, whichever thread freed them.
+
+    glibc's malloc gives a block over its "mmap threshold" a mapping of its own and
+    unmaps it on free. But after each such free it raises the threshold to that
+    block's size (up to 32 MB), so the next decoded recording comes from a heap
+    that keeps the memory, and Gradio runs events in up to 40 worker threads, each
+    with a heap of its own. Under 20 clients saving for a minute the server's peak
+    was 565 MB that way; a threshold set once (1 MB) stays fixed: 287 MB.
+    """
+    import ctypes
+    import ctypes.util
+
+    M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    except (OSError, AttributeError):
+        pass  # not glibc: its malloc has its own rules, nothing to set
+
+
+def launch(app, serving: Serving, private_dir: Path, certfile: Path | None, keyfile: Path | None,
+           password: str | None) -> None:
     """Start serving in a background thread; returns once the page answers."""
     try:
         app.launch(
+            # None: no login form (the page is reachable from this machine only, or --no-password).
+            auth=[(PASSWORD_USER, password)] if password else None,
+            auth_message=(f"Log in as <b>{PASSWORD_USER}</b> with the password printed in the terminal "
+                          "where the recorder runs."),
             server_name=serving.host, server_port=serving.port,
             share=False,  # we ask for the share link ourselves (web_access.open_share_link)
             prevent_thread_lock=True, quiet=True,  # we print our own URLs and advice
@@ -144,7 +193,7 @@ def launch(app, serving: Serving, output: Path, certfile: Path | None, keyfile: 
             # Gradio checks its own page after starting; a self-signed certificate
             # (or one issued for the VM's name, not "localhost") would fail that check.
             ssl_verify=False if certfile else True,
-            allowed_paths=[str(output)],  # the download link may serve this one file
+            allowed_paths=[str(private_dir)],  # the download link serves a save's private copy
             max_file_size=MAX_UPLOAD,
             run_history=False,  # a page of past button clicks: noise in this lab
         )
@@ -180,17 +229,10 @@ def offer_share_link(app, serving: Serving, wanted: bool, script: str) -> None:
     print(fallback_advice(serving, script), flush=True)
 
 
-def warm_up_in_background() -> None:
-    """Import matplotlib now, so the first spectrogram comes as fast as the later ones."""
-    from .mel_figure import warm_up
-
-    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
-
-
 def keep_serving(app) -> None:
     print("Press Ctrl+C to stop.", flush=True)
     try:
-        threading.Event().wait()  # the server runs in its own thread; sleep until Ctrl+C
+        threading.Event().wait()  # the server runs in its own thread; sleep until Ctrl+C (or SIGTERM, SIGHUP)
     except KeyboardInterrupt:
         print("\nStopping the recorder.", flush=True)
         app.close()

@@ -29,11 +29,18 @@ N_MELS = 80
 
 
 def warm_up() -> None:
-    """Import matplotlib ahead of the first save, so the first figure is as quick as the rest."""
+    """Import matplotlib ahead of the first save, so the first figure is as quick as the rest.
+
+    Naming the backend now also keeps pyplot out of the server for good. Gradio asks
+    matplotlib for its backend around every event; while none is named, that question
+    imports pyplot, and two first events at once then meet a half-imported pyplot
+    ("partially initialized module"), failing a Save.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
 
 
 def encoder_input(audio: np.ndarray) -> np.ndarray:
@@ -44,30 +51,33 @@ def encoder_input(audio: np.ndarray) -> np.ndarray:
 
 
 def plot_encoder_input(features: np.ndarray, speech_seconds: float) -> np.ndarray:
-    """Draw the spectrogram with the end of speech marked; returns an RGB image (H, W, 3)."""
-    import matplotlib
+    """Draw the spectrogram with the end of speech marked; returns an RGB image (H, W, 3).
 
-    matplotlib.use("Agg")  # draw into memory: no screen on the VM, and none needed
-    import matplotlib.pyplot as plt
+    A Figure drawn on an Agg canvas (into memory: no screen on the VM, and none needed),
+    not pyplot: pyplot keeps every figure in a global list, and its global backend
+    state is switched by Gradio around each event; a server should not share either
+    between threads. The figure is freed with its last reference.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(10, 3.4), dpi=100, layout="constrained")
-    try:
-        image = ax.imshow(features, origin="lower", aspect="auto", cmap="magma",
-                          extent=(0, WINDOW_SECONDS, 0, N_MELS), interpolation="nearest")
-        fig.colorbar(image, ax=ax, pad=0.01, label="log-mel (scaled)")
-        ax.set_xlabel(f"time (s): {N_FRAMES} frames, one every {1000 * HOP_LENGTH // SAMPLE_RATE} ms")
-        ax.set_ylabel(f"mel band (0-{N_MELS - 1})")
-        if speech_seconds < WINDOW_SECONDS:
-            ax.axvline(speech_seconds, color="white", linestyle="--", linewidth=1.5)
-            ax.text(speech_seconds + 0.3, N_MELS * 0.5, f"end of recording ({speech_seconds:.1f} s)\n"
-                    f"then silence padding to {WINDOW_SECONDS} s", color="white", va="center", fontsize=9)
-            title = (f"What Whisper's encoder sees: {N_MELS} x {N_FRAMES} log-mel, "
-                     f"{speech_seconds:.1f} s of recording + {WINDOW_SECONDS - speech_seconds:.1f} s padding")
-        else:
-            title = (f"What Whisper's encoder sees: {N_MELS} x {N_FRAMES} log-mel, the first "
-                     f"{WINDOW_SECONDS} s of {speech_seconds:.1f} s (02 reads the rest in further windows)")
-        ax.set_title(title, fontsize=10)
-        fig.canvas.draw()
-        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    finally:
-        plt.close(fig)  # a long-running app must not keep every figure it ever drew
+    fig = Figure(figsize=(10, 3.4), dpi=100, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    image = ax.imshow(features, origin="lower", aspect="auto", cmap="magma",
+                      extent=(0, WINDOW_SECONDS, 0, N_MELS), interpolation="nearest")
+    fig.colorbar(image, ax=ax, pad=0.01, label="log-mel (scaled)")
+    ax.set_xlabel(f"time (s): {N_FRAMES} frames, one every {1000 * HOP_LENGTH // SAMPLE_RATE} ms")
+    ax.set_ylabel(f"mel band (0-{N_MELS - 1})")
+    if speech_seconds < WINDOW_SECONDS:
+        ax.axvline(speech_seconds, color="white", linestyle="--", linewidth=1.5)
+        ax.text(speech_seconds + 0.3, N_MELS * 0.5, f"end of recording ({speech_seconds:.1f} s)\n"
+                f"then silence padding to {WINDOW_SECONDS} s", color="white", va="center", fontsize=9)
+        title = (f"What Whisper's encoder sees: {N_MELS} x {N_FRAMES} log-mel, "
+                 f"{speech_seconds:.1f} s of recording + {WINDOW_SECONDS - speech_seconds:.1f} s padding")
+    else:
+        title = (f"What Whisper's encoder sees: {N_MELS} x {N_FRAMES} log-mel, the first "
+                 f"{WINDOW_SECONDS} s of {speech_seconds:.1f} s (02 reads the rest in further windows)")
+    ax.set_title(title, fontsize=10)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

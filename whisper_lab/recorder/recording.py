@@ -5,9 +5,16 @@ stereo, as 16-bit integers or as floats, either as a (sample_rate, array) pair
 or as a file it uploaded. Whisper wants 16 kHz mono (see audio.py), so saving is:
 
 1. take the audio as it came, and refuse nothing-at-all or over-long recordings;
+   a file is judged by its header first and decoded block by block, so no
+   upload can make the save hold more than a few copies of 5 minutes of
+   16 kHz audio (upload_reading.py);
 2. mix to mono and resample to 16 kHz (soxr: fast from the very first call);
 3. refuse empty or silent audio, which Whisper would "transcribe" into invented text;
 4. write a 16-bit PCM WAV atomically, so script 02 never reads a half-written file.
+   On the page, each save first writes a copy of its own in the recorder's
+   private folder and then copies that onto speech.wav: two students saving at
+   the same moment leave one complete recording or the other, and each page's
+   download and figure show its own recording, whoever saved last.
 
 Every refusal is a LabError whose message the page shows as it is; nothing is
 written then, and an earlier speech.wav stays as it was.
@@ -15,9 +22,13 @@ written then, and an earlier speech.wav stays as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -26,15 +37,21 @@ from ..audio.loading import (
     check_max_duration,
     check_speech_like,
     peak_dbfs,
-    read_audio_file,
     to_mono_16k,
     write_wav_16k,
 )
 from ..errors import LabError
+from ..files import atomic_file
+from .upload_reading import ReceivedAudio, decode_upload
 
 # Five minutes is far more than a lab exercise needs, and keeps a forgotten
-# recording from filling the VM's memory (48 kHz float stereo is 23 MB a minute).
+# recording from filling the VM's memory or disk.
 MAX_SECONDS = 5 * 60
+# The most memory one save may take above what the server already holds, whatever
+# was uploaded: 5 min at 16 kHz mono float32 is 19 MB, and the save path holds at
+# most three arrays that size at once (the samples, a temporary for the level
+# checks, the clipped copy being written), plus one decoding block.
+SAVE_MEMORY_MB = 64
 # A sample at (or within 0.1 % of) full scale may have been cut off: the wave wanted to go
 # higher than the file can hold. A few such samples are inaudible and harmless (browsers'
 # automatic gain control produces them); one in a thousand means audible distortion.
@@ -45,48 +62,44 @@ QUIET_DBFS = -30.0
 
 NO_RECORDING = ("no recording yet: click Record, speak, click Stop "
                 "(or upload an audio file), then Save Recording")
+EMPTY_RECORDING = "the recording is empty: record again and speak before clicking Stop"
 
 
-@dataclass(frozen=True)
-class BrowserAudio:
-    """Audio as the browser sent it: (frames,) or (frames, channels), int or float."""
-
-    samples: np.ndarray
-    sample_rate: int
-
-    @property
-    def channels(self) -> int:
-        return 1 if self.samples.ndim == 1 else self.samples.shape[1]
-
-    @property
-    def seconds(self) -> float:
-        return self.samples.shape[0] / self.sample_rate
-
-    def clipped_fraction(self) -> float:
-        """Share of samples at full scale, measured before resampling smooths them over."""
-        if self.samples.size == 0:
-            return 0.0
-        full = float(np.iinfo(self.samples.dtype).max) if np.issubdtype(self.samples.dtype, np.integer) else 1.0
-        return float(np.mean(np.abs(self.samples.astype(np.float64)) >= FULL_SCALE * full))
+def _clipped_fraction(samples: np.ndarray) -> float:
+    if samples.size == 0:
+        return 0.0
+    full = float(np.iinfo(samples.dtype).max) if np.issubdtype(samples.dtype, np.integer) else 1.0
+    return float(np.mean(np.abs(samples.astype(np.float64)) >= FULL_SCALE * full))
 
 
-def browser_audio(value: object) -> BrowserAudio:
+def _received_array(sample_rate: object, samples: object, max_seconds: float) -> ReceivedAudio:
+    """A (sample_rate, array) pair: already in memory, so only its length needs a limit."""
+    samples = np.asarray(samples)
+    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise LabError(f"the recording has an invalid sample rate: {sample_rate!r}")
+    if samples.ndim not in (1, 2) or not (np.issubdtype(samples.dtype, np.integer)
+                                          or np.issubdtype(samples.dtype, np.floating)):
+        raise LabError(f"the recording is not audio samples (array of {samples.dtype}, "
+                       f"shape {samples.shape})")
+    if samples.shape[0] == 0:
+        raise LabError(EMPTY_RECORDING)
+    check_max_duration(samples.shape[0] / sample_rate, max_seconds, what="the recording")
+    return ReceivedAudio(audio=to_mono_16k(samples, int(sample_rate)), source_rate=int(sample_rate),
+                         source_channels=1 if samples.ndim == 1 else samples.shape[1],
+                         clipped_fraction=_clipped_fraction(samples))
+
+
+def receive(value: object, max_seconds: float = MAX_SECONDS) -> ReceivedAudio:
     """Accept what gr.Audio passes: None, a (sample_rate, array) tuple, or a file path."""
     if value is None:
         raise LabError(NO_RECORDING)
     if isinstance(value, (str, Path)):
-        samples, sample_rate = read_audio_file(value)  # float32 (frames, channels); one-line errors
-        return BrowserAudio(samples, int(sample_rate))
+        received = decode_upload(value, max_seconds, full_scale=FULL_SCALE)
+        if received.audio.size == 0:
+            raise LabError(EMPTY_RECORDING)
+        return received
     if isinstance(value, tuple) and len(value) == 2:
-        sample_rate, samples = value
-        samples = np.asarray(samples)
-        if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise LabError(f"the recording has an invalid sample rate: {sample_rate!r}")
-        if samples.ndim not in (1, 2) or not (np.issubdtype(samples.dtype, np.integer)
-                                              or np.issubdtype(samples.dtype, np.floating)):
-            raise LabError(f"the recording is not audio samples (array of {samples.dtype}, "
-                           f"shape {samples.shape})")
-        return BrowserAudio(samples, int(sample_rate))
+        return _received_array(*value, max_seconds)
     raise LabError(f"the recording came in a form this app does not know: {type(value).__name__}")
 
 
@@ -96,7 +109,8 @@ def _channel_name(channels: int) -> str:
 
 @dataclass(frozen=True)
 class SavedRecording:
-    path: Path
+    path: Path  # where it was saved (--output)
+    copy: Path  # this save's own copy, which no later save replaces (the path itself without a copy folder)
     seconds: float
     peak_dbfs: float
     clipped_fraction: float
@@ -132,27 +146,40 @@ def check_output_path(output: str | Path) -> Path:
     return output
 
 
-def save_recording(value: object, target: str | Path, max_seconds: float = MAX_SECONDS) -> SavedRecording:
-    """Convert the browser's audio to 16 kHz mono 16-bit PCM and write it to `target`."""
-    received = browser_audio(value)
-    if received.samples.shape[0] == 0:
-        raise LabError("the recording is empty: record again and speak before clicking Stop")
-    check_max_duration(received.seconds, max_seconds, what="the recording")
-
-    audio = to_mono_16k(received.samples, received.sample_rate)
-    check_speech_like(audio, what="the recording")
-
-    target = Path(target)
+@contextlib.contextmanager
+def _explain_write_errors(target: Path) -> Iterator[None]:
     try:
-        write_wav_16k(audio, target)
+        yield
     except OSError as exc:
         raise LabError(f"cannot write {target}: {exc.strerror or exc}; check the folder exists "
                        "and is writable, or choose another --output") from exc
+
+
+def save_recording(value: object, target: str | Path, max_seconds: float = MAX_SECONDS,
+                   copy_folder: Path | None = None) -> SavedRecording:
+    """Convert the browser's audio to 16 kHz mono 16-bit PCM and write it to `target`.
+
+    With `copy_folder`, the file is written there first (in a new sub-folder: one per
+    save) and then copied onto `target`.
+    """
+    received = receive(value, max_seconds)
+    audio = received.audio
+    check_speech_like(audio, what="the recording")
+
+    target = Path(target)
+    with _explain_write_errors(target if copy_folder is None else copy_folder):
+        copy = target if copy_folder is None else Path(tempfile.mkdtemp(dir=copy_folder)) / target.name
+        write_wav_16k(audio, copy)
+    if copy != target:
+        # Atomically, like write_wav_16k: a reader sees the old file or the new one, never a mix.
+        with _explain_write_errors(target), atomic_file(target) as tmp:
+            shutil.copyfile(copy, tmp)
     return SavedRecording(
         path=target,
+        copy=copy,
         seconds=len(audio) / SAMPLE_RATE,
         peak_dbfs=min(peak_dbfs(audio), 0.0),  # what the file holds: at most full scale
-        clipped_fraction=received.clipped_fraction(),
-        source_rate=received.sample_rate,
-        source_channels=received.channels,
+        clipped_fraction=received.clipped_fraction,
+        source_rate=received.source_rate,
+        source_channels=received.source_channels,
     )

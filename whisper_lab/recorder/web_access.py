@@ -16,13 +16,25 @@ ways in, and this module prints which ones work:
    own message blames a missing "frpc" binary, which sends students hunting for
    a file when the real cause is the network. So we try the share service
    ourselves, with a short time limit, and say what actually went wrong.
+
+Who else can reach the page matters too: it saves whatever it is sent over the
+student's speech.wav. Port forwarding and the share link both work with a
+server that listens on 127.0.0.1 only, so that is the default, and it needs no
+password. Listening on the VM's own address (`--host 0.0.0.0`, or `--https`,
+which is for browsers that come to that address) opens the page to the whole
+network, so then the page asks for a password: a new one made at each start
+and printed with the address, or the student's own (`--password`).
+`--no-password` drops it, with a warning, for a network the student trusts.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
+import secrets
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +46,12 @@ from ..serving import WILDCARD_HOSTS, forwarding_advice, probe_bind
 # The share service Gradio asks for a tunnel; GRADIO_SHARE_SERVER_ADDRESS points at your own.
 GRADIO_SHARE_API = "api.gradio.app"
 SHARE_PROBE_SECONDS = 4.0
+# The login form asks for a user name as well; one fixed name keeps it simple.
+PASSWORD_USER = "lab"
+MIN_PASSWORD_LENGTH = 8
+# Easy to read aloud and type: no 0/o, 1/l/i. Three groups of four: 59 bits, plenty
+# for a page that lives as long as a lab session.
+PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
 class ShareUnavailable(Exception):
@@ -52,7 +70,8 @@ class Serving:
 
     @property
     def local_url(self) -> str:
-        host = "localhost" if self.host in WILDCARD_HOSTS else self.host
+        # "localhost": the name the forwarding advice uses, and one browsers trust with the microphone.
+        host = "localhost" if self.host in (*WILDCARD_HOSTS, "127.0.0.1") else self.host
         if ":" in host:  # an IPv6 address goes in brackets in a URL
             host = f"[{host}]"
         return f"{self.scheme}://{host}:{self.port}"
@@ -62,6 +81,56 @@ class Serving:
         if self.host in WILDCARD_HOSTS:
             return f"{self.scheme}://{socket.gethostname()}:{self.port}"
         return None  # listening on one address only: local_url already names it
+
+
+def default_host(https: bool) -> str:
+    """127.0.0.1 (this machine, and forwarded ports) unless https is asked for, which is for other machines."""
+    return "0.0.0.0" if https else "127.0.0.1"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` means this machine only (127.0.0.1, ::1, localhost), so the network cannot reach it."""
+    if host in WILDCARD_HOSTS:
+        return False
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def new_password() -> str:
+    return "-".join("".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(4)) for _ in range(3))
+
+
+@dataclass(frozen=True)
+class PagePassword:
+    password: str | None  # None: no login form
+    chosen: bool  # given with --password (so we do not print it back)
+
+
+def page_password(host: str, given: str | None, no_password: bool) -> PagePassword:
+    """The password the page asks for: none on this machine only, else the given one or a new one."""
+    if given is not None and no_password:
+        raise LabError("use either --password or --no-password, not both")
+    if given is not None:
+        if len(given) < MIN_PASSWORD_LENGTH:
+            raise LabError(f"--password: use at least {MIN_PASSWORD_LENGTH} characters (anyone on the network "
+                           "can try passwords); or leave it out and the recorder makes one")
+        return PagePassword(given, chosen=True)
+    if no_password or is_loopback(host):
+        return PagePassword(None, chosen=False)
+    return PagePassword(new_password(), chosen=False)
+
+
+def print_password(access: PagePassword, host: str, port: int, output_name: str) -> None:
+    if access.password is not None:
+        shown = "the one given with --password" if access.chosen else access.password
+        print(f"Password: {shown}   (user name: {PASSWORD_USER}; the page asks for it, "
+              "since other machines can reach it)", flush=True)
+    elif not is_loopback(host):
+        print(f"warning: no password (--no-password): anyone who can reach this machine's port {port} "
+              f"can use the recorder and overwrite {output_name}", file=sys.stderr, flush=True)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -174,7 +243,8 @@ def fallback_advice(serving: Serving, script: str) -> str:
         f"  1. Forward port {port} over SSH and use http://localhost:{port}",
         "     (browsers allow the microphone on localhost even without https):",
         *("   " + line for line in forwarding_advice(port)),
-        f"  2. Serve https from the VM and open https://<vm-address>:{port}, accepting the browser's warning:",
+        f"  2. Serve https from the VM and open https://<vm-address>:{port}, accepting the browser's warning",
+        "     (the page then asks for the password printed at start):",
         f"     python {script} --https        (makes a self-signed certificate)",
         f"     python {script} --ssl-certfile cert.pem --ssl-keyfile key.pem",
     ]
