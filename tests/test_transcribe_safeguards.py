@@ -11,10 +11,17 @@ from whisper_lab.compare.wer import word_count, word_error_rate
 from whisper_lab.onnx_files import onnx_pair
 from whisper_lab.transcribe import trial_audio
 from whisper_lab.transcribe.beam_search import beam_search
-from whisper_lab.transcribe.decoders import Window, sample_or_greedy
+from whisper_lab.transcribe.decoders import Window, decode_at_temperature, sample_or_greedy
 from whisper_lab.transcribe.onnx_whisper import OnnxWhisper
 from whisper_lab.transcribe.options import DecodingOptions
-from whisper_lab.transcribe.safeguards import WindowResult, compression_ratio, is_repetitive, is_silence, needs_fallback
+from whisper_lab.transcribe.safeguards import (
+    WindowResult,
+    compression_ratio,
+    decode_with_fallback,
+    is_repetitive,
+    is_silence,
+    needs_fallback,
+)
 
 PLAIN = DecodingOptions.plain_greedy()
 
@@ -131,22 +138,26 @@ def test_quiet_noise_after_speech_adds_no_words(onnx_models, precision):
 
 
 def test_a_loop_is_broken_by_fallback(onnx_models):
-    """Hum and tones make plain greedy repeat one word for the whole window; the loop is caught."""
+    """Hum and tones, fed with Hugging Face's audio padding (the lab's front end before the safeguards):
+    greedy decoding repeats one sound until the window is full. The fallback decodes again, hotter."""
     whisper = onnx_models["fp32"]
-    audio = trial_audio.hum_and_tones(12.0)
-    looped = whisper.transcribe(audio, options=PLAIN)
-    repeats, phrase = trial_audio.longest_repeat(looped)
-    print(f"plain greedy: {repeats} x {phrase!r}")
-    cr = compression_ratio(looped)
-    assert repeats > 10 or cr > 2.4
-    window = window_of(whisper, audio)
-    first = sample_or_greedy(whisper, window)[0]
-    result = WindowResult(first.tokens, whisper.text(first.tokens), first.sum_logprob, first.no_speech_prob, 0.0)
-    assert needs_fallback(result, DecodingOptions(no_speech_threshold=None)) and is_repetitive(result, DecodingOptions()) or is_silence(result, DecodingOptions())
-    # without the silence rule, the loop is still not kept: fallback decodes again until it passes
-    no_skip = whisper.transcript(audio, options=DecodingOptions(no_speech_threshold=None))
-    assert no_skip.fallbacks == 1
-    assert trial_audio.longest_repeat(no_skip.text)[0] <= 3
+    cross_k, cross_v = whisper.encode(log_mel_spectrogram(trial_audio.hum_and_tones(12.0))[None])
+    prompt = whisper.prompt("en", "transcribe", timestamps=False)
+    window = Window(cross_k, cross_v, prompt, 0, False, whisper.max_new_tokens(len(prompt)))
+    rng = np.random.default_rng(0)
+
+    def decode(temperature):
+        d = decode_at_temperature(whisper, window, temperature, None, 5, rng)
+        return WindowResult(d.tokens, whisper.text(d.tokens), d.sum_logprob, d.no_speech_prob, temperature)
+
+    options = DecodingOptions(no_speech_threshold=None)  # the loop rule alone, no silence shortcut
+    kept, attempts = decode_with_fallback(decode, options)
+    looped = attempts[0]
+    print(f"greedy: {trial_audio.longest_repeat(looped.text)} ratio {looped.compression_ratio:.1f}; "
+          f"kept at T={kept.temperature}: {kept.text[:80]!r} ratio {kept.compression_ratio:.1f}")
+    assert trial_audio.longest_repeat(looped.text)[0] > 10 and is_repetitive(looped, options)
+    assert len(attempts) > 1 and kept.temperature > 0
+    assert trial_audio.longest_repeat(kept.text)[0] <= 3
 
 
 def test_longest_repeat_finds_loops():

@@ -6,12 +6,13 @@
     onnx-int8            the same graphs, dynamically quantized to int8
     faster-whisper-int8  CTranslate2 on the same weights, int8: an outside reference (optional)
 
-Every backend decodes the same way, the lab's default: greedy (no beam search)
-with Whisper's safeguards (temperature fallback with 5 samples per temperature,
-no-speech skipping, the previous text as prompt; transcribe/options.py), English,
-no timestamps for clips up to 30 s. HF runs them inside transformers' generate(),
-faster-whisper with its own defaults except beam_size=1 and no VAD. So the
-comparison is between runtimes and precisions, not decoding strategies.
+Every backend decodes greedily (one best token at a time, no beam search, no
+temperature fallback: `--no-fallback` in 02 and 03), English, no timestamps for
+clips up to 30 s, so the comparison is between runtimes and precisions, not
+decoding strategies. (transformers' no-speech check alone would run the encoder
+a second time per window, which is not what this table is about.) Each backend
+keeps its own front end: Hugging Face's feature extractor for hf-fp32, the
+zero-padded log-mel of audio/log_mel.py for the ONNX ones.
 
 Besides the whole transcription we time its two halves, from inside:
   encoder  the seconds spent in the encoder (one call per 30 s window);
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabError
+from ..transcribe.options import DecodingOptions
 
 BACKENDS = ("hf-fp32", "onnx-fp32", "onnx-fp16", "onnx-int8", "faster-whisper-int8")
 LABELS = {
@@ -41,6 +43,7 @@ LABELS = {
     "faster-whisper-int8": "faster-whisper int8",
 }
 REFERENCE = "hf-fp32"
+PLAIN_GREEDY = DecodingOptions.plain_greedy()
 OPTIONAL_INSTALL = "pip install -r requirements-bench.txt"
 
 
@@ -144,7 +147,7 @@ class HFBackend(Backend):
         model.register_forward_hook(lambda *_: self.clock.stop("decoder"))
 
     def transcribe(self, audio: np.ndarray) -> str:
-        return self.whisper.transcribe(audio)
+        return self.whisper.transcribe(audio, options=PLAIN_GREEDY)
 
 
 class OnnxBackend(Backend):
@@ -161,7 +164,7 @@ class OnnxBackend(Backend):
         self.whisper.decoder_step = self.clock.wrap("decoder", self.whisper.decoder_step)
 
     def transcribe(self, audio: np.ndarray) -> str:
-        return self.whisper.transcribe(audio)
+        return self.whisper.transcribe(audio, options=PLAIN_GREEDY)
 
 
 class _TimedGenerate:
@@ -198,13 +201,13 @@ class FasterWhisperBackend(Backend):
     def transcribe(self, audio: np.ndarray) -> str:
         from ..audio.log_mel import N_SAMPLES
 
-        # faster-whisper's defaults are OpenAI's safeguards (fallback temperatures, best of 5,
-        # thresholds 2.4 / -1.0 / 0.6, previous text as prompt), as ours; only two are changed:
         segments, _ = self.model.transcribe(
             audio, language="en", task="transcribe",
-            beam_size=1,  # greedy at temperature 0 like the others (its own default is 5 beams)
-            without_timestamps=len(audio) <= N_SAMPLES,
+            beam_size=1, best_of=1, temperature=0.0,  # greedy, like the others; no fallback
+            condition_on_previous_text=False, without_timestamps=len(audio) <= N_SAMPLES,
             vad_filter=False,  # no Silero VAD cutting the audio: the others get the whole clip
+            # don't drop segments it judges silent or repetitive: the others have no such filters
+            no_speech_threshold=None, log_prob_threshold=None, compression_ratio_threshold=None,
         )  # fmt: skip
         return " ".join(segment.text.strip() for segment in segments).strip()  # segments is lazy: this decodes
 
