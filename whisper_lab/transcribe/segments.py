@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..audio.log_mel import HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, pad_frames
+from ..audio.log_mel import HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, content_log_mel, pad_frames
 from .decoders import Window, decode_at_temperature
 from .options import MIN_SPEECH_SECONDS, DecodingOptions
 from .safeguards import WindowResult, decode_with_fallback, is_silence
@@ -105,10 +105,9 @@ def transcribe_audio(whisper, audio: np.ndarray, language: str, task: str, optio
     if len(audio) < MIN_SPEECH_SECONDS * SAMPLE_RATE:
         return Transcript.empty(TOO_SHORT_NOTE)
     timestamps = options.timestamps or len(audio) > N_SAMPLES
-    # the log-mel of the whole file at once (one loudness scale for all windows), with 30 s of
-    # silence after it so that the last frames are computed like any others
-    mel = log_mel_spectrogram(np.pad(audio, (0, N_SAMPLES)), whisper.spec.n_mels, pad_to=None)
-    content_frames = len(audio) // HOP_LENGTH
+    # the log-mel of the whole file at once: one loudness scale for all windows, as the reference
+    mel = content_log_mel(audio, whisper.spec.n_mels)
+    content_frames = mel.shape[-1]
     rng = np.random.default_rng(options.seed)  # one generator per recording: same audio, same text
     transcript = Transcript("")
     all_tokens: list[int] = []
