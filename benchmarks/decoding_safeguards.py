@@ -227,7 +227,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WHISPER_LAB_THREADS") or 2))
     parser.add_argument("--utterances", type=int, default=30, help="short: size of the test set")
     parser.add_argument("--repeats", type=int, default=1, help="short: rounds over the test set")
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], help="short, long")
+    parser.add_argument("--precisions", nargs="*", default=["fp32", "int8"], help="short, long")
     parser.add_argument("--min-seconds", type=float, default=330.0, help="long: length of the recording")
     parser.add_argument("--before", action="store_true", help="long: also decode with --no-fallback")
     parser.add_argument("--skip-hf", action="store_true", help="long: leave out 02")

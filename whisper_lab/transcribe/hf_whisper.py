@@ -23,7 +23,7 @@ from ..errors import LabError
 from ..weights.model_source import ModelSource, quiet_transformers
 from .languages import language_token_id
 from .options import MIN_SPEECH_SECONDS, DecodingOptions
-from .segments import NO_SPEECH_NOTE, TOO_SHORT_NOTE, Segment, Transcript
+from .segments import NO_SPEECH_NOTE, TOO_SHORT_NOTE, Segment, Transcript, has_words
 
 TASKS = ("transcribe", "translate")
 HF_COMPRESSION_RATIO_THRESHOLD = 1.35
@@ -114,13 +114,15 @@ class HFWhisper:
         tokens, hf_segments = self._generate(audio, language, task, options)
         decode = self.processor.tokenizer.decode
         text = decode(tokens, skip_special_tokens=True).strip()
+        if not has_words(text):
+            return Transcript.empty(NO_SPEECH_NOTE)
         if hf_segments is None:
             segments = [Segment(0.0, len(audio) / SAMPLE_RATE, text, tokens)] if text else []
         else:
             segments = [Segment(float(s["start"]), float(s["end"]), decode(s["tokens"], skip_special_tokens=True).strip(),
                                 s["tokens"].tolist()) for s in hf_segments]  # fmt: skip
             segments = [s for s in segments if s.text]
-        return Transcript(text, segments, note=None if text else NO_SPEECH_NOTE)
+        return Transcript(text, segments)
 
     def transcribe(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
                    options: DecodingOptions | None = None) -> str:  # fmt: skip

@@ -57,6 +57,11 @@ class Transcript:
         return cls("", windows=windows, skipped=skipped, note=note)
 
 
+def has_words(text: str) -> bool:
+    """Any letter or digit at all? ". . . ." (what some fallbacks leave of noise) is not a transcript."""
+    return any(ch.isalnum() for ch in text)
+
+
 def timestamp_line(segment: Segment) -> str:
     """`[00:01.240 --> 00:04.980]  text`, as OpenAI's command line prints a segment."""
 
@@ -148,6 +153,6 @@ def transcribe_audio(whisper, audio: np.ndarray, language: str, task: str, optio
             prompt_from = len(all_tokens)
         seek += advance
     transcript.text = whisper.text(all_tokens)
-    if not transcript.text:
-        transcript.note = NO_SPEECH_NOTE
+    if not has_words(transcript.text):
+        return Transcript.empty(NO_SPEECH_NOTE, transcript.windows, transcript.skipped)
     return transcript
