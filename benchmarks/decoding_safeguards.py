@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +24,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from whisper_lab.audio.loading import load_audio  # noqa: E402
-from whisper_lab.audio.log_mel import encoder_input, log_mel_spectrogram  # noqa: E402
-from whisper_lab.audio.speech_data import english_test_set, librivox_utterances  # noqa: E402
-from whisper_lab.compare.wer import word_count, word_error_rate  # noqa: E402
-from whisper_lab.errors import LabError, run_cli  # noqa: E402
-from whisper_lab.tables import markdown_table  # noqa: E402
-from whisper_lab.transcribe import trial_audio  # noqa: E402
-from whisper_lab.transcribe.onnx_whisper import load_onnx_whisper  # noqa: E402
-from whisper_lab.transcribe.options import DecodingOptions  # noqa: E402
+from whisper_lab.audio.loading import load_audio
+from whisper_lab.audio.log_mel import encoder_input, log_mel_spectrogram
+from whisper_lab.audio.speech_data import english_test_set, librivox_utterances
+from whisper_lab.compare.wer import word_count, word_error_rate
+from whisper_lab.errors import LabError, run_cli
+from whisper_lab.tables import markdown_table
+from whisper_lab.transcribe import trial_audio
+from whisper_lab.transcribe.onnx_whisper import load_onnx_whisper
+from whisper_lab.transcribe.options import DecodingOptions
 
 PLAIN = DecodingOptions.plain_greedy()
 SAFE = DecodingOptions()
@@ -96,7 +97,7 @@ def short(args) -> None:
     rows = []
     for precision in args.precisions:
         whisper = onnx(args, precision)
-        variants = {"today": lambda a: today_greedy(whisper, a), "zero-pad": lambda a: zero_padded_greedy(whisper, a),
+        variants = {"today": partial(today_greedy, whisper), "zero-pad": partial(zero_padded_greedy, whisper),
                     "now": whisper.transcript}  # fmt: skip
         today_greedy(whisper, audios[0])  # warm-up
         seconds = dict.fromkeys(variants, 0.0)

@@ -36,7 +36,7 @@ class HFWhisper:
     source: ModelSource
 
     @classmethod
-    def load(cls, source: ModelSource, attn_implementation: str = "sdpa") -> "HFWhisper":
+    def load(cls, source: ModelSource, attn_implementation: str = "sdpa") -> HFWhisper:
         import torch
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 

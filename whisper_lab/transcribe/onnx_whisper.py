@@ -61,7 +61,7 @@ class WhisperSpec:
     precision: str
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, str]) -> "WhisperSpec":
+    def from_metadata(cls, meta: dict[str, str]) -> WhisperSpec:
         try:
             ints = {k: int(meta[k]) for k in ("n_layer", "n_head", "d_model", "n_text_ctx", "n_mels", "sot", "eot", "transcribe",
                                               "translate", "no_timestamps", "timestamp_begin",

@@ -40,7 +40,7 @@ class DecodingOptions:
     seed: int = 0  # of the sampling generator: the same audio gives the same text
 
     @classmethod
-    def plain_greedy(cls, **changes) -> "DecodingOptions":
+    def plain_greedy(cls, **changes) -> DecodingOptions:
         """No safeguards: one greedy pass per window, nothing skipped, no prompt (--no-fallback)."""
         plain = cls(temperatures=(0.0,), compression_ratio_threshold=None, logprob_threshold=None,
                     no_speech_threshold=None, condition_on_previous_text=False)  # fmt: skip

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..audio.log_mel import HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, content_log_mel, pad_frames
+from ..audio.log_mel import (
+    HOP_LENGTH,
+    N_FRAMES,
+    N_SAMPLES,
+    SAMPLE_RATE,
+    content_log_mel,
+    pad_frames,
+)
 from .decoders import Window, decode_at_temperature
 from .options import MIN_SPEECH_SECONDS, DecodingOptions
 from .safeguards import WindowResult, decode_with_fallback, is_silence
@@ -53,7 +60,7 @@ class Transcript:
     note: str | None = None  # for stderr: why the transcript is empty
 
     @classmethod
-    def empty(cls, note: str, windows: int = 0, skipped: int = 0) -> "Transcript":
+    def empty(cls, note: str, windows: int = 0, skipped: int = 0) -> Transcript:
         return cls("", windows=windows, skipped=skipped, note=note)
 
 
@@ -125,7 +132,7 @@ def transcribe_audio(whisper, audio: np.ndarray, language: str, task: str, optio
         prompt, sot_index = whisper.prompt_with_previous(language, task, timestamps, previous)
         window = Window(cross_k, cross_v, prompt, sot_index, timestamps, whisper.max_new_tokens(len(prompt)))
 
-        def decode(temperature: float) -> WindowResult:
+        def decode(temperature: float, window: Window = window) -> WindowResult:
             d = decode_at_temperature(whisper, window, temperature, options.beam_size, options.best_of, rng)
             return WindowResult(d.tokens, whisper.text(d.tokens), d.sum_logprob, d.no_speech_prob, temperature)
 

@@ -6,6 +6,7 @@ benchmarks/decoding_safeguards.py):
     white_noise            hiss: plain greedy decoding turns it into a made-up sentence
     hum_and_tones          mains hum with a few beeps: plain greedy writes "wheeeee" for it
     speech_then_noise      a sentence, then quiet noise: words appear in the noise
+    repeated_word          "five" forty times: greedy decoding writes it far more often
     long_recording         over 5 minutes of real read speech with its reference text,
                            where a greedy loop can repeat a phrase and skip what follows
 
@@ -48,6 +49,22 @@ def speech_then_noise(speech: np.ndarray, noise_seconds: float = 10.0, noise_dbf
                       seed: int = 0) -> np.ndarray:  # fmt: skip
     """The speech, then quiet hiss (a room with the microphone left open): nothing more was said."""
     return np.concatenate([speech, white_noise(noise_seconds, noise_dbfs, seed)]).astype(np.float32)
+
+
+def repeated_word(times: int = 40, word: str = "5", max_seconds: float = 29.0) -> tuple[np.ndarray, int]:
+    """One spoken word (an Asterisk digit, "five") said `times` times with 50 ms pauses, cut at
+    `max_seconds`; returns (audio, how many times it is said in full). Repetitive speech is where
+    greedy decoding loops: it keeps writing the word after the speech has stopped."""
+    from ..audio import speech_data
+    from ..audio.loading import load_audio
+
+    sounds = speech_data.fetch_debian_package("asterisk-core-sounds-en-wav") / "usr/share/asterisk/sounds/en_US_f_Allison"
+    spoken = load_audio(sounds / "digits" / f"{word}.wav")
+    loud = np.nonzero(np.abs(spoken) > 0.02)[0]
+    spoken = spoken[max(loud[0] - 400, 0) : loud[-1] + 400]  # the word without the file's silence
+    one = np.concatenate([spoken, np.zeros(int(0.05 * SAMPLE_RATE), dtype=np.float32)])
+    audio = np.tile(one, times)[: int(max_seconds * SAMPLE_RATE)]
+    return audio, min(times, len(audio) // len(one))
 
 
 def long_recording(target: Path, min_seconds: float = 330.0) -> tuple[str, float]:
