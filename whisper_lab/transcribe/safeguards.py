@@ -86,14 +86,23 @@ def needs_fallback(result: WindowResult, options: DecodingOptions) -> bool:
 def decode_with_fallback(decode, options: DecodingOptions) -> tuple[WindowResult, list[WindowResult]]:
     """Call `decode(temperature)` at each temperature until a result passes the checks.
 
-    Returns the result kept (the last one tried, as the reference does: when all
-    temperatures fail, the most random one is kept, and its text is not used as
-    the next prompt) and every attempt, for reporting how often fallback fired.
+    Returns the result kept and every attempt (to report how often fallback fired).
     """
     attempts = []
     for temperature in options.temperatures:
         result = decode(temperature)
         attempts.append(result)
         if not needs_fallback(result, options):
-            break
-    return attempts[-1], attempts
+            return result, attempts
+    return best_failed_attempt(attempts, options), attempts
+
+
+def best_failed_attempt(attempts: list[WindowResult], options: DecodingOptions) -> WindowResult:
+    """Every temperature failed: keep the attempt the model found likeliest, preferring one that is no loop.
+
+    OpenAI keeps the last, most random attempt; on speech that really is repetitive
+    ("five, five, five, ...") every attempt compresses well, and that one is often
+    gibberish ("hide hide hide"). faster-whisper keeps the likeliest, as we do.
+    """
+    no_loops = [r for r in attempts if not is_repetitive(r, options)]
+    return max(no_loops or attempts, key=lambda r: r.avg_logprob)
