@@ -2,6 +2,7 @@
 "When Whisper makes things up" section comes from this script.
 
     python benchmarks/decoding_safeguards.py short       # clean speech: front ends, WER, time per clip, fallbacks
+    python benchmarks/decoding_safeguards.py frontend    # non-speech, plain greedy: the two front ends
     python benchmarks/decoding_safeguards.py nonspeech   # noise, hum, speech + quiet noise: invented words
     python benchmarks/decoding_safeguards.py long        # over 5 minutes of real speech: loops, dropped words
 
@@ -176,6 +177,21 @@ def nonspeech(args) -> None:
     print(markdown_table(["transcriber", "clip", "before", "now", "text now"], rows, "lllll"))
 
 
+def frontend(args) -> None:
+    """Plain greedy on the non-speech clips, fed each front end: which one invents less by itself."""
+    rows = []
+    for precision in args.precisions:
+        whisper = onnx(args, precision)
+        for name, audio, reference in nonspeech_clips():
+            today, zero = today_greedy(whisper, audio), zero_padded_greedy(whisper, audio)
+            rows.append([f"ONNX {precision}", name, invented(reference, today), invented(reference, zero),
+                         repr(today[:50]), repr(zero[:50])])  # fmt: skip
+            log(" | ".join(rows[-1]))
+    print("Front end on non-speech, plain greedy (no safeguards): Hugging Face's padded audio vs zero-padded log-mel\n")
+    print(markdown_table(["decoder", "clip", "HF padding", "zero-padded", "text, HF padding", "text, zero-padded"],
+                         rows, "llllll"))  # fmt: skip
+
+
 # --- long recording ---------------------------------------------------------------------------------
 
 
@@ -223,12 +239,12 @@ def long(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("short", "nonspeech", "long"))
+    parser.add_argument("what", choices=("short", "frontend", "nonspeech", "long"))
     parser.add_argument("--model-dir", type=Path, default=REPO / "whisper_model_dir")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WHISPER_LAB_THREADS") or 2))
     parser.add_argument("--utterances", type=int, default=30, help="short: size of the test set")
     parser.add_argument("--repeats", type=int, default=1, help="short: rounds over the test set")
-    parser.add_argument("--precisions", nargs="*", default=["fp32", "int8"], help="short, long")
+    parser.add_argument("--precisions", nargs="*", default=["fp32", "int8"], help="short, frontend, long")
     parser.add_argument("--min-seconds", type=float, default=330.0, help="long: length of the recording")
     parser.add_argument("--before", action="store_true", help="long: also decode with --no-fallback")
     parser.add_argument("--skip-hf", action="store_true", help="long: leave out 02")
@@ -236,7 +252,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.model_dir / "whisper-base_decoder.onnx").is_file():
         raise LabError(f"no ONNX files in {args.model_dir}; run: python 03-export-encoder-decoder.py --precision all")
-    {"short": short, "nonspeech": nonspeech, "long": long}[args.what](args)
+    {"short": short, "frontend": frontend, "nonspeech": nonspeech, "long": long}[args.what](args)
 
 
 if __name__ == "__main__":
