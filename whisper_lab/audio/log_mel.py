@@ -63,6 +63,13 @@ def pad_or_trim(audio: np.ndarray, length: int = N_SAMPLES) -> np.ndarray:
     return np.pad(audio, (0, length - len(audio)))
 
 
+def pad_frames(mel: np.ndarray, frames: int = N_FRAMES) -> np.ndarray:
+    """Cut or zero-pad a log-mel along time to `frames` (OpenAI's `pad_or_trim` applied to the mel)."""
+    if mel.shape[-1] >= frames:
+        return mel[..., :frames]
+    return np.pad(mel, [(0, 0)] * (mel.ndim - 1) + [(0, frames - mel.shape[-1])])
+
+
 def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, pad_to: int | None = N_SAMPLES) -> np.ndarray:
     """16 kHz float32 audio -> (n_mels, frames) float32; 3000 frames for the default 30 s padding."""
     audio = np.asarray(audio, dtype=np.float32)
@@ -77,3 +84,28 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, pad_to: int | None 
     log_spec = np.log10(np.maximum(mel, 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max() - 8.0)  # keep an 80 dB dynamic range
     return ((log_spec + 4.0) / 4.0).astype(np.float32)
+
+
+def content_log_mel(audio: np.ndarray, n_mels: int = 80) -> np.ndarray:
+    """The log-mel frames of just the audio, len(audio) // 160 of them, each as OpenAI's `transcribe()`
+    computes it: as if silence followed the end (it appends 30 s of zeros; the last frame's window
+    reaches only N_FFT samples past the end, so that many zeros give the same numbers, faster)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    return log_mel_spectrogram(np.pad(audio, (0, N_FFT)), n_mels, pad_to=None)[:, : len(audio) // HOP_LENGTH]
+
+
+def encoder_input(clip: np.ndarray, n_mels: int = 80) -> np.ndarray:
+    """Exactly what the ONNX encoder is fed for a clip of up to 30 s: (n_mels, 3000) float32.
+
+    The log-mel of just the audio, zero-padded *in log-mel space* to 3000 frames,
+    as OpenAI's `transcribe()` does (`pad_or_trim` on the mel). Hugging Face's
+    feature extractor instead pads the *audio* with silence to 30 s, so the frames
+    after the speech hold the log-mel of silence (the floor, about -0.5) rather
+    than 0. The ONNX path uses this function. Measured with plain greedy decoding
+    (benchmarks/decoding_safeguards.py short and frontend): on 30 real utterances
+    (384 words) both front ends are within one word of each other (fp32 WER 0.031
+    with the audio padded, 0.034 zero-padded), but on noise the padded audio
+    invents a sentence ("I'm going to put the oil in the pan.", 10 words) where
+    the zero-padded log-mel gives one word, and the reference does it this way.
+    """
+    return pad_frames(content_log_mel(clip[:N_SAMPLES], n_mels))

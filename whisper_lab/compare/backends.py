@@ -7,8 +7,12 @@
     faster-whisper-int8  CTranslate2 on the same weights, int8: an outside reference (optional)
 
 Every backend decodes greedily (one best token at a time, no beam search, no
-temperature fallback), English, no timestamps for clips up to 30 s, so the
-comparison is between runtimes and precisions, not decoding strategies.
+temperature fallback: `--no-fallback` in 02 and 03), English, no timestamps for
+clips up to 30 s, so the comparison is between runtimes and precisions, not
+decoding strategies. (transformers' no-speech check alone would run the encoder
+a second time per window, which is not what this table is about.) Each backend
+keeps its own front end: Hugging Face's feature extractor for hf-fp32, the
+zero-padded log-mel of audio/log_mel.py for the ONNX ones.
 
 Besides the whole transcription we time its two halves, from inside:
   encoder  the seconds spent in the encoder (one call per 30 s window);
@@ -28,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabError
+from ..transcribe.options import DecodingOptions
 
 BACKENDS = ("hf-fp32", "onnx-fp32", "onnx-fp16", "onnx-int8", "faster-whisper-int8")
 LABELS = {
@@ -38,6 +43,7 @@ LABELS = {
     "faster-whisper-int8": "faster-whisper int8",
 }
 REFERENCE = "hf-fp32"
+PLAIN_GREEDY = DecodingOptions.plain_greedy()
 OPTIONAL_INSTALL = "pip install -r requirements-bench.txt"
 
 
@@ -141,7 +147,7 @@ class HFBackend(Backend):
         model.register_forward_hook(lambda *_: self.clock.stop("decoder"))
 
     def transcribe(self, audio: np.ndarray) -> str:
-        return self.whisper.transcribe(audio)
+        return self.whisper.transcribe(audio, options=PLAIN_GREEDY)
 
 
 class OnnxBackend(Backend):
@@ -158,7 +164,7 @@ class OnnxBackend(Backend):
         self.whisper.decoder_step = self.clock.wrap("decoder", self.whisper.decoder_step)
 
     def transcribe(self, audio: np.ndarray) -> str:
-        return self.whisper.transcribe(audio)
+        return self.whisper.transcribe(audio, options=PLAIN_GREEDY)
 
 
 class _TimedGenerate:

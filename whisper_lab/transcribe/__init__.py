@@ -1,6 +1,14 @@
-"""Audio to text: the decoding loops of scripts 02 and 03 --transcribe.
+"""Audio to text: the decoding loops of scripts 02 and 03 --transcribe, and Whisper's safeguards.
 
     languages     language codes and names -> Whisper's language prompt token
-    hf_whisper    the reference: transformers' WhisperForConditionalGeneration.generate() on PyTorch (02)
-    onnx_whisper  the same loop in numpy over the exported ONNX pair, no PyTorch (03 --transcribe)
+    options       the decoding settings (fallback temperatures, thresholds, beams): one set of defaults
+    logit_rules   which tokens may come next: suppression and timestamp rules, one function each
+    safeguards    when a decoded window is a loop, a guess or silence, and the temperature fallback
+    segments      a whole recording: seeking window by window, segments, skipped silence, prompts
+    decoders      one window through the ONNX decoder: greedy, or sampled at a temperature
+    beam_search   one window, keeping the N likeliest transcripts (--beam-size)
+    onnx_whisper  the exported ONNX pair in numpy + ONNX Runtime, no PyTorch (03 --transcribe)
+    hf_whisper    the reference: transformers' generate() on PyTorch, its own safeguards (02)
+    cli           the flags and the output that 02 and 03 --transcribe share
+    trial_audio   noise, hum, long real speech: the audio the safeguards are tested on
 """

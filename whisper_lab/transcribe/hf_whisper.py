@@ -18,13 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio.loading import SAMPLE_RATE
-from ..audio.log_mel import N_SAMPLES  # one 30 s window
+from ..audio.log_mel import N_FRAMES, N_SAMPLES, SAMPLE_RATE  # one 30 s window
 from ..errors import LabError
 from ..weights.model_source import ModelSource, quiet_transformers
 from .languages import language_token_id
+from .options import MIN_SPEECH_SECONDS, DecodingOptions
+from .segments import NO_SPEECH_NOTE, TOO_SHORT_NOTE, Segment, Transcript, has_words
 
 TASKS = ("transcribe", "translate")
+HF_COMPRESSION_RATIO_THRESHOLD = 1.35
 
 
 @dataclass
@@ -34,7 +36,7 @@ class HFWhisper:
     source: ModelSource
 
     @classmethod
-    def load(cls, source: ModelSource, attn_implementation: str = "sdpa") -> "HFWhisper":
+    def load(cls, source: ModelSource, attn_implementation: str = "sdpa") -> HFWhisper:
         import torch
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
@@ -62,23 +64,66 @@ class HFWhisper:
         return fe(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt",
                   truncation=False, padding="longest", return_attention_mask=True)  # fmt: skip
 
-    def generate_tokens(self, audio: np.ndarray, language: str = "en", task: str = "transcribe") -> list[int]:
-        """Greedy decoding (temperature 0, like the ONNX decoder) of one clip; returns the token ids."""
+    def generate_kwargs(self, options: DecodingOptions, timestamps: bool) -> dict:
+        """transformers' own names for our decoding options: generate() implements every safeguard itself."""
+        kwargs = {"return_timestamps": timestamps, "condition_on_prev_tokens": options.condition_on_previous_text}
+        if options.beam_size:
+            kwargs["num_beams"] = options.beam_size
+        if options.safeguarded:
+            kwargs.update(
+                temperature=options.temperatures,
+                # transformers measures the ratio on the token ids' bytes, not on the text as OpenAI
+                # does: the same loops score lower there, and its documented equivalent of 2.4 is 1.35
+                compression_ratio_threshold=HF_COMPRESSION_RATIO_THRESHOLD,
+                logprob_threshold=options.logprob_threshold,
+                no_speech_threshold=options.no_speech_threshold,
+            )  # fmt: skip
+        return kwargs
+
+    def generate_tokens(self, audio: np.ndarray | None = None, language: str = "en", task: str = "transcribe",
+                        options: DecodingOptions | None = None, input_features=None) -> list[int]:  # fmt: skip
+        """Token ids of one clip (plain greedy by default, like the ONNX decode_window); `input_features`
+        instead of audio feeds the model given features, e.g. the ONNX path's (audio/log_mel.py)."""
+        return self._generate(audio, language, task, options or DecodingOptions.plain_greedy(), input_features)[0]
+
+    def _generate(self, audio, language, task, options: DecodingOptions, input_features=None):
         import torch
 
         if task not in TASKS:
             raise LabError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}")
         self.language_id(language)  # validate before the expensive part
-        inputs = self.features(audio)
-        long_form = len(audio) > N_SAMPLES
+        inputs = self.features(audio) if input_features is None else {"input_features": torch.as_tensor(input_features)}
+        long_form = inputs["input_features"].shape[-1] > N_FRAMES
+        # long-form needs timestamps to know where to start the next window
+        kwargs = self.generate_kwargs(options, timestamps=long_form or options.timestamps)
+        if kwargs["return_timestamps"]:
+            kwargs["return_segments"] = True
+        torch.manual_seed(options.seed)  # sampling at a temperature above 0: same audio, same text
         with torch.inference_mode():
-            tokens = self.model.generate(
-                **inputs, language=language, task=task,
-                # long-form needs timestamps to know where to start the next window
-                return_timestamps=long_form, condition_on_prev_tokens=False,
-            )  # fmt: skip
-        return tokens[0].tolist()
+            out = self.model.generate(**inputs, language=language, task=task, **kwargs)
+        if isinstance(out, dict):  # with segments
+            return out["sequences"][0].tolist(), out["segments"][0]
+        return out[0].tolist(), None
 
-    def transcribe(self, audio: np.ndarray, language: str = "en", task: str = "transcribe") -> str:
-        tokens = self.generate_tokens(audio, language=language, task=task)
-        return self.processor.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+    def transcript(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
+                   options: DecodingOptions | None = None) -> Transcript:  # fmt: skip
+        """A whole clip with the safeguards of `options` (default: OpenAI's), as the ONNX path returns it."""
+        options = options or DecodingOptions()
+        if len(audio) < MIN_SPEECH_SECONDS * SAMPLE_RATE:
+            return Transcript.empty(TOO_SHORT_NOTE)
+        tokens, hf_segments = self._generate(audio, language, task, options)
+        decode = self.processor.tokenizer.decode
+        text = decode(tokens, skip_special_tokens=True).strip()
+        if not has_words(text):
+            return Transcript.empty(NO_SPEECH_NOTE)
+        if hf_segments is None:
+            segments = [Segment(0.0, len(audio) / SAMPLE_RATE, text, tokens)] if text else []
+        else:
+            segments = [Segment(float(s["start"]), float(s["end"]), decode(s["tokens"], skip_special_tokens=True).strip(),
+                                s["tokens"].tolist()) for s in hf_segments]  # fmt: skip
+            segments = [s for s in segments if s.text]
+        return Transcript(text, segments)
+
+    def transcribe(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
+                   options: DecodingOptions | None = None) -> str:  # fmt: skip
+        return self.transcript(audio, language, task, options).text

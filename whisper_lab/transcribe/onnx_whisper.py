@@ -4,17 +4,17 @@ No PyTorch, no transformers model: what the next lab can run on a small device.
 All the numbers the loop needs (special tokens, language ids, sizes) are read
 from the ONNX metadata written by export/onnx_export.py (see onnx_files.py).
 
-Greedy decoding of one 30 s window:
+Greedy decoding of one 30 s window (`decode_window`):
 
     prompt  <|startoftranscript|> <|en|> <|transcribe|> <|notimestamps|>
     step 0  decoder(prompt, empty cache)      -> logits of the next token, cache of 4
     step k  decoder(last token, cache of k+3) -> logits, cache of k+4
-            pick the most likely allowed token; stop at <|endoftext|>
+            pick the most likely allowed token (logit_rules.py); stop at <|endoftext|>
 
-Audio longer than 30 s is decoded window after window with timestamp tokens
-(<|0.00|> ... <|30.00|>, one per 20 ms): the model marks where each sentence
-ends, and the next window starts right after the last complete sentence, as
-OpenAI's `transcribe()` does. Cutting blindly every 30 s would split words.
+`transcript()` adds what OpenAI's `transcribe()` does around that loop: the
+temperature fallback and the no-speech check (safeguards.py), beam search as an
+option (beam_search.py), and, beyond 30 s, windows that start where the last
+complete sentence ended, with the text so far as a prompt (segments.py).
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.loading import SAMPLE_RATE
-from ..audio.log_mel import N_FRAMES, N_SAMPLES, log_mel_spectrogram
 from ..errors import LabError
 from ..onnx_files import EXPORT_VERSION, onnx_pair
+from .decoders import Window, sample_or_greedy
 from .languages import language_token_id
+from .logit_rules import TokenIds
+from .options import DecodingOptions
+from .segments import Transcript, transcribe_audio
 
 TASKS = ("transcribe", "translate")
-FRAMES_PER_TOKEN_STEP = 2  # the encoder halves 3000 mel frames to 1500 positions; a timestamp step is 20 ms
 
 
 @dataclass
@@ -60,7 +61,7 @@ class WhisperSpec:
     precision: str
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, str]) -> "WhisperSpec":
+    def from_metadata(cls, meta: dict[str, str]) -> WhisperSpec:
         try:
             ints = {k: int(meta[k]) for k in ("n_layer", "n_head", "d_model", "n_text_ctx", "n_mels", "sot", "eot", "transcribe",
                                               "translate", "no_timestamps", "timestamp_begin",
@@ -137,6 +138,18 @@ class OnnxWhisper:
         if not tokenizer_path.is_file():
             raise LabError(f"{tokenizer_path} is missing; export again with 03-export-encoder-decoder.py --force")
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        s = self.spec
+        self.token_ids = TokenIds(s.eot, s.no_timestamps, s.timestamp_begin, s.max_initial_timestamp_index,
+                                  tuple(s.suppress_tokens), tuple(s.begin_suppress_tokens))  # fmt: skip
+        # two special tokens the metadata does not name: the tokenizer knows them
+        self.sot_prev = self._special_token("<|startofprev|>")
+        self.no_speech = self._special_token("<|nospeech|>", "<|nocaptions|>")  # renamed in newer tokenizers
+
+    def _special_token(self, *names: str) -> int:
+        for name in names:
+            if (token := self.tokenizer.token_to_id(name)) is not None:
+                return token
+        raise LabError(f"the tokenizer file lacks {names[0]}; export again with 03-export-encoder-decoder.py --force")
 
     # --- the two graphs ------------------------------------------------------------------------
 
@@ -173,98 +186,66 @@ class OnnxWhisper:
         tokens = [s.sot, language_token_id(language, s.lang_to_id, s.language_names), getattr(s, task)]
         return tokens if timestamps else tokens + [s.no_timestamps]
 
-    def _allowed(self, logits: np.ndarray, generated: list[int], timestamps: bool) -> np.ndarray:
-        """Mask the tokens that may not come next (logits of one position, float32, modified in place)."""
-        s = self.spec
-        logits[s.suppress_tokens] = -np.inf  # symbols Whisper was trained never to emit
-        if not generated:
-            logits[s.begin_suppress_tokens] = -np.inf  # no empty transcript, no leading blank
-        if not timestamps:
-            logits[s.timestamp_begin :] = -np.inf
-            return logits
-        logits[s.no_timestamps] = -np.inf
-        # Timestamps come in pairs (end of one segment, start of the next) and never go back.
-        last_was_ts = len(generated) >= 1 and generated[-1] >= s.timestamp_begin
-        penultimate_was_ts = len(generated) < 2 or generated[-2] >= s.timestamp_begin
-        if last_was_ts:
-            if penultimate_was_ts:
-                logits[s.timestamp_begin :] = -np.inf  # a pair just closed: text must follow
-            else:
-                logits[: s.eot] = -np.inf  # a segment just ended: another timestamp or <|endoftext|>
-        stamps = [t for t in generated if t >= s.timestamp_begin]
-        if stamps:
-            floor = stamps[-1] if last_was_ts and not penultimate_was_ts else stamps[-1] + 1
-            logits[s.timestamp_begin : floor] = -np.inf
-        else:  # the window must start with a timestamp, and not too late
-            logits[: s.timestamp_begin] = -np.inf
-            logits[s.timestamp_begin + s.max_initial_timestamp_index + 1 :] = -np.inf
-        # If all timestamps together are likelier than any single text token, take a timestamp.
-        logprobs = logits - np.logaddexp.reduce(logits[np.isfinite(logits)])
-        if np.logaddexp.reduce(logprobs[s.timestamp_begin :]) > logprobs[: s.timestamp_begin].max():
-            logits[: s.timestamp_begin] = -np.inf
-        return logits
+    def prompt_with_previous(self, language: str, task: str, timestamps: bool,
+                             previous: list[int]) -> tuple[list[int], int]:  # fmt: skip
+        """`<|startofprev|> previous text <|startoftranscript|> ...` and the index of <|startoftranscript|>.
+
+        The previous window's text tells the model which words, names and style came
+        before; at most half the decoder's context, the rest is for the new text.
+        """
+        task_prompt = self.prompt(language, task, timestamps)
+        if not previous:
+            return task_prompt, 0
+        kept = [t for t in previous if t < self.spec.eot or t >= self.spec.timestamp_begin]
+        kept = kept[-(self.spec.n_text_ctx // 2 - 1) :]
+        return [self.sot_prev, *kept, *task_prompt], len(kept) + 1
+
+    def max_new_tokens(self, prompt_length: int) -> int:
+        """Half the decoder's context (224 tokens), as OpenAI; less if a long prompt leaves less room."""
+        return min(self.spec.n_text_ctx // 2, self.spec.n_text_ctx - prompt_length)
 
     def decode_window(self, mel: np.ndarray, prompt: list[int], timestamps: bool) -> list[int]:
-        """Greedy tokens (without the prompt, without <|endoftext|>) for one 30 s log-mel window."""
+        """Plain greedy tokens (without the prompt, without <|endoftext|>) for one 30 s log-mel window.
+
+        No safeguards: the likeliest allowed token (logit_rules.py) at every step, until
+        <|endoftext|>. The fallback, beam search and seeking of `transcript()` build on
+        the same decoder loop (decoders.py).
+        """
         cross_k, cross_v = self.encode(mel[None])
-        self_k = self_v = self.empty_cache()
-        feed, generated = prompt, []
-        max_new = self.spec.n_text_ctx // 2 - len(prompt)  # as OpenAI: half the context for the text
-        for _ in range(max_new):
-            logits, self_k, self_v = self.decoder_step([feed], self_k, self_v, cross_k, cross_v)
-            next_token = int(np.argmax(self._allowed(logits[0, -1].astype(np.float32), generated, timestamps)))
-            if next_token == self.spec.eot:
-                break
-            generated.append(next_token)
-            feed = [next_token]
-        return generated
+        window = Window(cross_k, cross_v, prompt, prompt.index(self.spec.sot), timestamps,
+                        self.max_new_tokens(len(prompt)))  # fmt: skip
+        return sample_or_greedy(self, window)[0].tokens
 
     def text(self, tokens: list[int]) -> str:
         return self.tokenizer.decode([t for t in tokens if t < self.spec.eot]).strip()
 
-    def transcribe_tokens(self, audio: np.ndarray, language: str = "en", task: str = "transcribe") -> list[int]:
-        """Text tokens of a whole clip: one window up to 30 s, timestamp-guided windows beyond."""
-        if len(audio) <= N_SAMPLES:
-            mel = log_mel_spectrogram(audio, self.spec.n_mels)
-            return self.decode_window(mel, self.prompt(language, task, timestamps=False), timestamps=False)
+    def transcript(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
+                   options: DecodingOptions | None = None) -> Transcript:  # fmt: skip
+        """A whole clip: text, segments, and what the safeguards did (segments.py)."""
+        self.prompt(language, task, timestamps=False)  # a bad language or task fails before any work
+        return transcribe_audio(self, audio, language, task, options or DecodingOptions())
 
-        prompt = self.prompt(language, task, timestamps=True)
-        # 30 s of silence after the end, so the last window is as long as any other
-        mel = log_mel_spectrogram(np.pad(audio, (0, N_SAMPLES)), self.spec.n_mels, pad_to=None)
-        content_frames = len(audio) // (SAMPLE_RATE // 100)
-        tokens, seek = [], 0
-        while seek < content_frames:
-            window = content_frames - seek if content_frames - seek < N_FRAMES else N_FRAMES
-            generated = self.decode_window(mel[:, seek : seek + N_FRAMES], prompt, timestamps=True)
-            kept, advance = self._complete_segments(generated, window)
-            tokens += kept
-            seek += advance
-        return tokens
+    def transcribe_tokens(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
+                          options: DecodingOptions | None = None) -> list[int]:  # fmt: skip
+        """The tokens of every kept segment (timestamps included beyond 30 s)."""
+        return [t for s in self.transcript(audio, language, task, options).segments for t in s.tokens]
 
-    def _complete_segments(self, generated: list[int], window_frames: int) -> tuple[list[int], int]:
-        """Keep the finished segments of a window; say how many mel frames to move on.
+    def transcribe(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
+                   options: DecodingOptions | None = None) -> str:  # fmt: skip
+        return self.transcript(audio, language, task, options).text
 
-        A segment is `<|t0|> text <|t1|>`; two timestamps in a row close one segment and
-        open the next. If the window ends inside a segment (its closing timestamp never
-        came), that unfinished text is dropped and decoded again from the next window,
-        which starts where the last complete segment ended.
-        """
-        begin = self.spec.timestamp_begin
-        is_ts = [t >= begin for t in generated]
-        pair_ends = [i for i in range(1, len(generated)) if is_ts[i - 1] and is_ts[i]]
-        speech_ended = is_ts[-2:] == [False, True]  # closed by a lone timestamp: nothing unfinished
-        if speech_ended or not pair_ends:
-            return generated, window_frames
-        cut = pair_ends[-1]
-        frames = (generated[cut - 1] - begin) * FRAMES_PER_TOKEN_STEP
-        if frames <= 0:  # no progress possible from this window: keep it all and move on
-            return generated, window_frames
-        return generated[:cut], frames
 
-    def transcribe(self, audio: np.ndarray, language: str = "en", task: str = "transcribe") -> str:
-        return self.text(self.transcribe_tokens(audio, language, task))
+def threads_from_environment() -> int | None:
+    """WHISPER_LAB_THREADS, if set: how many CPU threads ONNX Runtime may use (default: all cores)."""
+    value = os.environ.get("WHISPER_LAB_THREADS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise LabError(f"WHISPER_LAB_THREADS={value!r} is not a number of threads; "
+                       "set it to a whole number such as 2, or unset it")  # fmt: skip
+    return int(value) or None
 
 
 def load_onnx_whisper(output_dir: Path, model_name: str, precision: str, threads: int | None = None) -> OnnxWhisper:
     pair = onnx_pair(Path(output_dir), model_name, precision)
-    return OnnxWhisper(pair.encoder, pair.decoder, threads=threads or int(os.environ.get("WHISPER_LAB_THREADS", 0)) or None)
+    return OnnxWhisper(pair.encoder, pair.decoder, threads=threads or threads_from_environment())
