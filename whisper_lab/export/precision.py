@@ -82,7 +82,7 @@ _GROUP_PATTERNS = [  # node name (see onnx_export.name_nodes_by_module) -> group
     (r"^/cross_kv\.\d+/", "cross-attention K/V"),
     (r"^/layers\.(\d+)/self_attn/", r"decoder \1 self-attention"),
     (r"^/layers\.(\d+)/cross_attn/", r"decoder \1 cross-attention"),
-    (r"^/layers\.(\d+)/(fc1|fc2)/", r"decoder \1 MLP"),
+    (r"^/layers\.(\d+)/mlp/", r"decoder \1 MLP"),  # fc1, GELU, fc2 as an nn.Sequential
     (r"^/(MatMul|Gather)(_\d+)?$", "token table"),  # the tied E^T: output projection and token lookup
 ]
 
