@@ -487,6 +487,19 @@ def accuracy_note(c: Comparison) -> str:
             f"{100 / words:.2f} points of this set.")  # fmt: skip
 
 
+def _sweep_link(c: Comparison) -> str:
+    """Where int8 hurts, layer group by layer group: a separate, slower measurement (04 --sensitivity)."""
+    from ..export.sensitivity import SWEEP_REPORT
+
+    path = c.settings.model_dir / SWEEP_REPORT
+    if path.is_file():
+        measured = next((line.split(" by ")[0] for line in path.read_text().splitlines()
+                         if line.startswith("Measured on")), "at another time")  # fmt: skip
+        return (f"Where int8 hurts, layer group by layer group: [{SWEEP_REPORT}]({SWEEP_REPORT}), from "
+                f"`python 04-compare-models.py --sensitivity`, a separate run ({measured.lower()}).")
+    return "Where int8 hurts, layer group by layer group: run `python 04-compare-models.py --sensitivity`."
+
+
 def render_markdown(c: Comparison) -> str:
     st = c.settings
     env = c.environment
@@ -564,6 +577,8 @@ def render_markdown(c: Comparison) -> str:
         "'at run time': the graph ONNX Runtime actually executes after its load-time rewrites (fusions such as "
         "DynamicQuantizeMatMul, and Casts for float16). For every op type, node by node, run "
         "`python 04-compare-models.py --diff-precisions fp32 int8` (or `fp32 fp16`).",
+        "",
+        _sweep_link(c),
         "",
         "## Per utterance",
         "",
