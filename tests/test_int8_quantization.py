@@ -42,9 +42,9 @@ def test_matmul_weights_have_a_scale_per_output_column(exported):
             scales = weights[scale_name]
             assert scales.shape == (weight.shape[1],), node.name  # one per output column
             assert np.ptp(scales) > 0  # and they really differ
-            # symmetric: zero point 0, and every column uses its full int8 range
+            # symmetric: zero point 0; 7-bit range (-64..64), which AVX2's 16-bit pair sums never clip, all used
             assert not weights[node.input[3]].any()
-            assert (np.abs(weight).max(axis=0) == 127).mean() > 0.99, node.name
+            assert np.abs(weight).max() <= 64 and (np.abs(weight).max(axis=0) == 64).mean() > 0.99, node.name
 
 
 def test_token_table_is_stored_once_in_int8_with_a_scale_per_token(exported):
@@ -60,8 +60,11 @@ def test_token_table_is_stored_once_in_int8_with_a_scale_per_token(exported):
     q, scale = weights["token_embedding_t_quantized"].astype(np.float32), weights["token_embedding_t_scale"]
     assert scale.shape == (table_fp32.shape[1],)
     assert np.all(np.abs(q * scale - table_fp32) <= scale / 2 + 1e-7)
-    per_tensor_step = np.abs(table_fp32).max() / 127
-    assert np.median(scale) < 0.5 * per_tensor_step  # most tokens get far finer steps than one scale for all
+    # every token's step is 1/64 of its own largest value; even a full 8-bit scale for the whole table would give
+    # the tokens with the smallest values steps over twice as coarse, relative to what they hold
+    own_max = np.abs(table_fp32).max(axis=0)
+    assert np.allclose(scale, own_max / 64, rtol=1e-3)
+    assert (np.abs(table_fp32).max() / 127 / own_max).max() > 2 / 64
 
 
 def test_token_lookup_reads_the_per_token_scales(exported, tmp_path):

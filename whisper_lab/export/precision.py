@@ -24,6 +24,16 @@ matrix: a column with small weights then keeps its own fine steps instead of
 sharing the coarse steps that the matrix's largest weight dictates. It costs
 one float per column (0.1% more bytes) and nothing at run time: MatMulInteger
 adds up integers, and the column scales multiply the result afterwards.
+
+Weights use 7 of the 8 bits (-64..64, `reduce_range`). On x86 CPUs without
+VNNI (AVX2, plain AVX-512), ONNX Runtime multiplies the unsigned 8-bit
+activations by the signed 8-bit weights with `vpmaddubsw`, which adds two
+products into a *16-bit* sum and clips it at 32767: 255 x 127 x 2 = 64770 does
+not fit, 255 x 64 x 2 = 32640 does. With full-range weights every column that
+reaches 127 (with per-channel scales, every column) can be clipped, and on an
+AVX2 machine that cost ~4 points of word error rate; the half-bit lost to 7-bit
+weights costs nothing measurable. VNNI instructions sum into 32 bits and never
+clip, so there the full range would be safe, but a file cannot know its CPU.
 """
 
 from __future__ import annotations
@@ -115,7 +125,8 @@ def layer_groups(model_path: Path) -> dict[str, list[str]]:
 
 
 def quantize_int8(fp32_path: Path, target: Path, *, float_groups: Iterable[str] = DEFAULT_FLOAT_GROUPS,
-                  per_channel: bool = True, attention: bool = False, convolutions: bool = False) -> None:  # fmt: skip
+                  per_channel: bool = True, attention: bool = False, convolutions: bool = False,
+                  reduce_range: bool = True) -> None:  # fmt: skip
     """Dynamic int8 quantization of the weight products of `fp32_path`, written to `target`.
 
     - MatMul with a weight -> DynamicQuantizeLinear + MatMulInteger, the bulk of the
@@ -150,6 +161,7 @@ def quantize_int8(fp32_path: Path, target: Path, *, float_groups: Iterable[str] 
                 op_types_to_quantize=["MatMul"] + (["Conv"] if convolutions else []),
                 weight_type=QuantType.QInt8,
                 per_channel=per_channel,
+                reduce_range=reduce_range,
                 nodes_to_exclude=excluded,
                 extra_options={"MatMulConstBOnly": not attention},
             )  # fmt: skip
