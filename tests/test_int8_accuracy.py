@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+import numpy as np
+import onnx
 import pytest
 from conftest import assert_one_line_error, run_script
 
@@ -108,3 +112,25 @@ def test_int8_within_half_a_point_of_fp32_on_the_large_set(exported):
           f"int8 - fp32 = {difference * 100:+.2f} points (95% interval {low * 100:+.2f} to {high * 100:+.2f})")
     assert sum(errors["fp32"]) / sum(words) < 0.2  # a working transcriber on this speech
     assert difference <= 0.005
+
+
+@pytest.mark.slow
+def test_sweep_variant_is_the_graph_quantize_int8_writes(exported, tmp_path, jfk_audio):
+    """The sweep puts a group back in float by editing the shipped graph; quantize_int8 must agree."""
+    import onnxruntime as ort
+
+    from whisper_lab.audio.log_mel import log_mel_spectrogram
+    from whisper_lab.export.precision import quantize_int8
+    from whisper_lab.export.sensitivity import Variant, _make_variant
+
+    fp32, shipped = pair(exported, "fp32").encoder, pair(exported, "int8").encoder
+    variant = Variant("encoder 3 MLP in float", "encoder", {"float_groups": ("encoder 3 MLP",)})
+    _make_variant(variant, fp32, shipped, tmp_path / "edited.onnx")
+    quantize_int8(fp32, tmp_path / "quantized.onnx", float_groups=["encoder 3 MLP"])
+    graphs = [onnx.load(str(tmp_path / name)) for name in ("edited.onnx", "quantized.onnx")]
+    assert Counter(n.op_type for n in graphs[0].graph.node) == Counter(n.op_type for n in graphs[1].graph.node)
+    assert {i.name for i in graphs[0].graph.initializer} == {i.name for i in graphs[1].graph.initializer}
+    mel = log_mel_spectrogram(jfk_audio, 80)[None]
+    outputs = [ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"]).run(None, {"mel": mel})[0]
+               for name in ("edited.onnx", "quantized.onnx")]  # fmt: skip
+    assert np.array_equal(outputs[0], outputs[1])

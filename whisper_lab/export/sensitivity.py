@@ -136,6 +136,54 @@ def _float_megabytes(path: Path, groups: dict[str, list[str]]) -> dict[str, floa
     return out
 
 
+def _make_variant(variant: Variant, fp32_path: Path, shipped_path: Path, target: Path) -> None:
+    """The shipped int8 graph with one group's weight products put back in float32; quantize_int8 for the rest.
+
+    Putting a group back is the same graph quantize_int8(float_groups=...) writes (every
+    product is quantized on its own), in a second instead of minutes: the MatMulInteger
+    chain of each of the group's MatMuls gives way to the fp32 MatMul, and what only it
+    used (a DynamicQuantizeLinear, int8 weights, scales) goes away.
+    """
+    groups = variant.options.get("float_groups", ())
+    others = {k: v for k, v in variant.options.items() if k != "float_groups"}
+    new = [g for g in groups if g not in DEFAULT_FLOAT_GROUPS]
+    if others or len(new) != 1 or new[0] == "token table":
+        quantize_int8(fp32_path, target, **variant.options)
+        return
+    import onnx
+
+    from .onnx_export import save_onnx
+
+    fp32 = onnx.load(str(fp32_path))
+    model = onnx.load(str(shipped_path))
+    names = set(layer_groups(fp32_path)[new[0]])
+    originals = {n.name: n for n in fp32.graph.node if n.name in names}
+    quantized_outputs = {f"{n}_quant": originals[n] for n in names}
+    nodes = []
+    for node in model.graph.node:
+        if node.name in quantized_outputs:  # MatMulInteger -> the float MatMul, in its place
+            nodes.append(quantized_outputs[node.name])
+        elif not any(node.name.startswith(f"{n}_quant") for n in names):
+            nodes.append(node)
+    # the Cast and the two Muls behind each removed MatMulInteger now feed nothing: drop every dead node
+    outputs = {o.name for o in model.graph.output}
+    while True:
+        used = {i for n in nodes for i in n.input} | outputs
+        alive = [n for n in nodes if any(o in used for o in n.output)]
+        if len(alive) == len(nodes):
+            break
+        nodes = alive
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = {i for n in nodes for i in n.input}
+    kept = [i for i in model.graph.initializer if i.name in used]
+    have = {i.name for i in kept}
+    kept += [i for i in fp32.graph.initializer if i.name in used and i.name not in have]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    save_onnx(model, target)
+
+
 @dataclass
 class Sweep:
     rows: list[SweepRow]
@@ -178,10 +226,10 @@ def run_sweep(model_dir: Path, model_name: str, utterances, threads: int | None 
             encoder, decoder = shipped.encoder, shipped.decoder
             if variant.part in ("encoder", "both") and variant.options:
                 encoder = work / shipped.encoder.name
-                quantize_int8(fp32.encoder, encoder, **variant.options)
+                _make_variant(variant, fp32.encoder, shipped.encoder, encoder)
             if variant.part in ("decoder", "both") and variant.options:
                 decoder = work / shipped.decoder.name
-                quantize_int8(fp32.decoder, decoder, **variant.options)
+                _make_variant(variant, fp32.decoder, shipped.decoder, decoder)
             whisper = OnnxWhisper(encoder, decoder, threads=threads)
             kl, flips = forcing.compare(whisper, shipped_encoded if encoder == shipped.encoder else None)
             rows.append(SweepRow(variant, kl, flips, forcing.positions, time.perf_counter() - start))
