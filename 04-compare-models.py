@@ -58,7 +58,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--utterances", type=utterance_count, default=30,
                         help="English test utterances for the word error rate (default 30; 20 or more to judge "
                              "the accuracy targets; 'all': the large set of 362 utterances, 2,766 words, which "
-                             "can resolve half a point of WER: ~30 minutes for onnx-fp32 + onnx-int8)")
+                             "can resolve half a point of WER; roughly 10 minutes for onnx-fp32 + onnx-int8 on an idle 2-core machine)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds on the sample clip (default 5)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per backend (default 2)")
     parser.add_argument("--host", default="127.0.0.1",
