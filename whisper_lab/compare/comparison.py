@@ -4,7 +4,8 @@
 2. sizes and structure of every file, as stored and as ONNX Runtime runs it;
 3. the test utterances (downloaded once from Debian, see speech_data.py);
 4. peak memory, one backend per child process, before anything big is loaded here;
-5. all backends loaded into this process, then speed in interleaved rounds;
+5. all backends loaded into this process, then speed in interleaved rounds, and
+   the machine's float32 and int8 matrix-product speed (throughput.py);
 6. accuracy on the test set, in turns as well.
 
 Everything lands in a `Comparison`, which report.py turns into tables and plots.
@@ -19,11 +20,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..audio.speech_data import JFK, Utterance, english_test_set
+from ..audio.speech_data import ALL, JFK, Utterance, english_test_set
 from ..errors import LabError
 from ..export.graph_stats import GraphStats, graph_stats, runtime_graph_stats
 from ..onnx_files import PRECISIONS, onnx_pair, tokenizer_file
 from .backends import BACKENDS, Backend, BackendUnavailable, load_backend
+from .throughput import Throughput, measure_throughput
 from .benchmark import (
     AccuracyResult,
     CpuShare,
@@ -44,7 +46,7 @@ class Settings:
     model: str = "openai/whisper-base"
     model_name: str = "whisper-base"
     backends: tuple[str, ...] = BACKENDS
-    utterances: int = 30
+    utterances: int | str = 30  # or speech_data.ALL: the large set
     repeats: int = 5
     threads: int = 2
     clip: Utterance = JFK
@@ -64,6 +66,7 @@ class Comparison:
     utterances: list[Utterance] = field(default_factory=list)
     accuracy: dict[str, AccuracyResult] = field(default_factory=dict)
     accuracy_cpu: CpuShare | None = None
+    throughput: Throughput | None = None  # float32 and int8 matrix-product speed of this machine
     skipped: dict[str, str] = field(default_factory=dict)  # backend -> why
     environment: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0  # the whole run, until the report is written
@@ -122,8 +125,8 @@ def run_comparison(settings: Settings) -> Comparison:
 
     precisions = onnx_precisions(settings.backends)
     check_exported(settings.model_dir, settings.model_name, precisions)
-    if settings.utterances < 1 or settings.repeats < 1 or settings.threads < 1:
-        raise LabError("--utterances, --repeats and --threads must be at least 1")
+    if settings.utterances != ALL and settings.utterances < 1 or settings.repeats < 1 or settings.threads < 1:
+        raise LabError(f"--utterances (or {ALL!r}), --repeats and --threads must be at least 1")
     start = time.perf_counter()
     result = Comparison(settings, started=datetime.datetime.now().astimezone(), environment=environment(settings.threads))
 
@@ -142,7 +145,8 @@ def run_comparison(settings: Settings) -> Comparison:
                                      "decoder": runtime_graph_stats(pair.decoder)}  # fmt: skip
     done()
 
-    log(f"[2/5] the test set: {settings.utterances} English utterances with reference transcripts ...")
+    size = "the large set of" if settings.utterances == ALL else settings.utterances
+    log(f"[2/5] the test set: {size} English utterances with reference transcripts ...")
     result.utterances = english_test_set(settings.utterances)
     clip = load_audio(settings.clip.path)
     result.clip_seconds = len(clip) / SAMPLE_RATE
@@ -173,6 +177,9 @@ def run_comparison(settings: Settings) -> Comparison:
             result.skipped[name] = str(exc)
     log(f"  {settings.repeats} interleaved rounds on {settings.clip.path.name} ({result.clip_seconds:.1f} s) ...")
     result.speed, result.speed_cpu = measure_speed(backends, clip, settings.repeats)
+    if any(name.startswith("onnx-") for name in backends):
+        log("  the machine's float32 and int8 matrix-product speed (ONNX Runtime, same threads) ...")
+        result.throughput = measure_throughput(settings.threads)
     done()
 
     log(f"[5/5] accuracy: {len(result.utterances)} utterances x {len(backends)} backends ...")
