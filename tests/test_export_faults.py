@@ -32,10 +32,13 @@ EXPECTED = sorted([p.name for precision in PRECISIONS for p in onnx_pair(Path(),
 class Run:
     """03 running in the background; its stderr lines are collected as they come."""
 
+    started: list[Run] = []
+
     def __init__(self, *args, env: dict | None = None):
         self.process = subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], cwd=REPO, text=True,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         env={**os.environ, **(env or {})})  # fmt: skip
+        Run.started.append(self)
         self.lines: list[str] = []
         self.stdout = ""
         self.ended = False
@@ -77,12 +80,26 @@ class Run:
         return code
 
 
+@pytest.fixture(autouse=True)
+def no_run_outlives_its_test():
+    """A failed assertion must not leave an export running in the background."""
+    yield
+    while Run.started:
+        run = Run.started.pop()
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.wait()
+
+
 def link_copy(source: Path, target: Path, skip: tuple[str, ...] = ()) -> Path:
-    """The files of `source` in a new folder, as hard links (the exporter only ever renames onto its files)."""
+    """The exported files of `source` (not 04's report beside them) in a new folder, as hard links.
+
+    Safe for the shared export: the exporter only ever renames onto its files, never writes into them.
+    """
     target.mkdir()
-    for path in source.iterdir():
-        if path.is_file() and not any(s in path.name for s in skip):
-            os.link(path, target / path.name)
+    for name in EXPECTED:
+        if not any(s in name for s in skip):
+            os.link(source / name, target / name)
     return target
 
 
