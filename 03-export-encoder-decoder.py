@@ -27,7 +27,7 @@ from whisper_lab.errors import run_cli
 from whisper_lab.export.pipeline import PRECISIONS, export_precisions, files_ready, summary_table
 from whisper_lab.transcribe.cli import add_decoding_flags, decoding_options, print_transcript
 from whisper_lab.transcribe.onnx_whisper import TASKS, load_onnx_whisper
-from whisper_lab.weights.model_source import DEFAULT_MODEL, model_name, resolve_model
+from whisper_lab.weights.model_source import DEFAULT_MODEL, resolve_model
 
 HERE = Path(__file__).resolve().parent
 
@@ -56,10 +56,13 @@ def main() -> None:
     if args.transcribe:
         options = decoding_options(args)
         audio = load_audio(args.transcribe)  # fail on a bad file before any long export
-        name = model_name(args.model)
-        missing = [p for p in precisions if args.force or not files_ready(args.output_dir, name, p)]
+        source = resolve_model(args.model)
+        name = source.name
+        # Files of another model with the same short name (another folder called whisper-base)
+        # do not count: their recorded source differs, and they are exported again.
+        missing = [p for p in precisions if args.force or not files_ready(args.output_dir, name, p, source.origin)]
         if missing:
-            export_precisions(resolve_model(args.model), args.output_dir, missing, force=args.force)
+            export_precisions(source, args.output_dir, missing, force=args.force)
         if note := long_audio_note(audio):
             print(note, file=sys.stderr, flush=True)
         for precision in precisions:

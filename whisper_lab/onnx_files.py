@@ -62,12 +62,37 @@ def read_metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def is_up_to_date(path: Path, origin: str | None = None) -> bool:
-    """True if `path` was written by this version of the exporter (from `origin`'s weights, if given)."""
+def stale_reason(path: Path, origin: str | None = None) -> str | None:
+    """Why `path` must be exported again (missing, damaged, older exporter, other weights), or None if it is current.
+
+    `origin` is where the weights come from (ModelSource.origin); None skips that check.
+    """
     if not path.is_file():
-        return False
+        return "missing"
     try:
         meta = read_metadata(path)
-    except Exception:  # a damaged file is simply not up to date: it gets exported again
-        return False
-    return meta.get("export_version") == EXPORT_VERSION and origin in (None, meta.get("source"))
+    except Exception:  # onnx raises protobuf's DecodeError and others for a damaged file
+        return "damaged"
+    if meta.get("export_version") != EXPORT_VERSION:
+        return f"from an older version of the exporter ({meta.get('export_version')}, now {EXPORT_VERSION})"
+    if origin is not None and meta.get("source") != origin:
+        return f"exported from other weights ({meta.get('source')})"
+    return None
+
+
+def is_up_to_date(path: Path, origin: str | None = None) -> bool:
+    """True if `path` was written by this version of the exporter (from `origin`'s weights, if given)."""
+    return stale_reason(path, origin) is None
+
+
+def tokenizer_problem(path: Path) -> str | None:
+    """Why the tokenizer file cannot be used ("missing", or the parser's complaint), or None."""
+    from tokenizers import Tokenizer
+
+    if not path.is_file():
+        return "missing"
+    try:
+        Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for a damaged file
+        return f"damaged ({(str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]})"
+    return None

@@ -3,10 +3,17 @@
 fp16 and int8 are derived from the fp32 files (not from PyTorch), so fp32 is
 always exported first. Files that are already up to date (same export code,
 same source weights) are kept unless `force` is set.
+
+Runs on one output folder take turns (a lock file), and each works in its own
+scratch folder inside it; finished files are renamed into place, so whatever
+moment a run is stopped at, every file under its real name is complete.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import sys
 import tempfile
 import time
@@ -14,7 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LabError
-from ..onnx_files import PRECISIONS, ExportedPair, is_up_to_date, onnx_pair, tokenizer_file
+from ..files import atomic_file, folder_lock, scratch_dir
+from ..onnx_files import (
+    PRECISIONS,
+    ExportedPair,
+    is_up_to_date,
+    onnx_pair,
+    stale_reason,
+    tokenizer_file,
+    tokenizer_problem,
+)
 from .graph_stats import GraphStats, graph_stats, op_changes
 from .onnx_export import export_fp32
 from .validate import FP32_TOLERANCE, Validation, compare_with_reference, pytorch_reference
@@ -36,8 +52,8 @@ class PrecisionResult:
 def ensure_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".write-test.{os.getpid()}.", suffix=".tmp"):
+            pass  # named like every temporary file of the lab (see files.py)
     except OSError as exc:
         raise LabError(f"cannot write to {folder} ({exc.strerror}); choose another --output-dir") from exc
 
@@ -51,37 +67,121 @@ def _convert(precision: str, fp32: ExportedPair, target: ExportedPair) -> None:
         convert(source, dest)
 
 
+def _stale_reason(pair: ExportedPair, origin: str) -> str | None:
+    for path in pair:
+        if reason := stale_reason(path, origin):
+            return reason if reason == "missing" else f"{path.name}: {reason}"
+    return None
+
+
+def _linked_copy(pair: ExportedPair, folder: Path) -> ExportedPair:
+    """`pair` seen from inside `folder`, as hard links (a copy where links are not allowed).
+
+    The int8 quantizer writes a scratch `<name>-inferred.onnx` next to its input
+    model: converting from these links puts it in our scratch folder, not beside
+    the real files where another run would trip over it.
+    """
+    folder.mkdir(exist_ok=True)
+    linked = ExportedPair(folder / pair.encoder.name, folder / pair.decoder.name)
+    for source, link in zip(pair, linked):
+        link.unlink(missing_ok=True)
+        try:
+            os.link(source, link)
+        except OSError:
+            shutil.copyfile(source, link)
+    return linked
+
+
+def _publish(finished: ExportedPair, target: ExportedPair) -> None:
+    """Rename finished files from the scratch folder onto their real names (atomic, same file system)."""
+    for source, dest in zip(finished, target):
+        os.replace(source, dest)
+
+
+def _write_tokenizer(whisper, path: Path, force: bool) -> None:
+    """Write the tokenizer (atomically) unless the file already holds exactly this model's tokenizer."""
+    from tokenizers import Tokenizer
+
+    wanted = whisper.processor.tokenizer.backend_tokenizer
+    if not force:
+        problem = tokenizer_problem(path)
+        if problem is None and Tokenizer.from_file(str(path)).to_str() == wanted.to_str():
+            return
+        if problem not in (None, "missing"):
+            log(f"{path.name} is {problem}; writing it again")
+    with atomic_file(path) as tmp:
+        wanted.save(str(tmp))
+
+
+# What older versions of this exporter could leave behind when interrupted: the int8
+# quantizer's scratch files and temporary names without a PID. Removed under the lock.
+def _leftover_patterns(name: str) -> list[re.Pattern]:
+    contract = "|".join(re.escape(p.name) for precision in PRECISIONS for p in onnx_pair(Path(), name, precision))
+    return [re.compile(r"^tmp[a-z0-9_]{8}\.onnx$"),
+            re.compile(rf"^{re.escape(name)}_(encoder|decoder)-inferred\.onnx$"),
+            re.compile(rf"^\.({contract}|{re.escape(tokenizer_file(Path(), name).name)})\.[a-z0-9_]{{8}}\.tmp$")]  # fmt: skip
+
+
+def remove_leftovers(output_dir: Path, name: str) -> None:
+    patterns = _leftover_patterns(name)
+    leftovers = [p for p in output_dir.iterdir() if p.is_file() and any(rx.match(p.name) for rx in patterns)]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    if leftovers:
+        log(f"removed what an interrupted export left in {output_dir}: {', '.join(p.name for p in leftovers)}")
+
+
 def export_precisions(source, output_dir: Path, precisions: list[str], force: bool = False) -> list[PrecisionResult]:
-    """Export (or reuse) fp32, then the requested smaller precisions; returns one result per precision."""
+    """Export (or reuse) fp32, then the requested smaller precisions; returns one result per precision.
+
+    One run at a time per output folder (a second one waits), and everything not
+    finished lives in the run's private scratch folder: a run that is killed at
+    any moment leaves either the old file or the new, complete one under each name.
+    """
+    ensure_writable(output_dir)
+
+    def waiting(pid: int | None) -> None:
+        holder = f" (PID {pid})" if pid else ""
+        log(f"another run{holder} is exporting into {output_dir}; waiting for it to finish (Ctrl-C to stop) ...")
+
+    with folder_lock(output_dir, on_wait=waiting), scratch_dir(output_dir, "export") as scratch:
+        remove_leftovers(output_dir, source.name)
+        return _export(source, output_dir, scratch, precisions, force)
+
+
+def _export(source, output_dir: Path, scratch: Path, precisions: list[str], force: bool) -> list[PrecisionResult]:
     from ..transcribe.hf_whisper import HFWhisper
 
-    ensure_writable(output_dir)
     wanted = ["fp32"] + [p for p in precisions if p != "fp32"]
     pairs = {p: onnx_pair(output_dir, source.name, p) for p in wanted}
-    stale = {p for p in wanted if force or not all(is_up_to_date(f, source.origin) for f in pairs[p])}
+    reasons = {p: "--force" if force else _stale_reason(pairs[p], source.origin) for p in wanted}
+    stale = {p for p in wanted if reasons[p]}
     if "fp32" in stale:
         stale |= set(wanted)  # the smaller precisions are made from the fp32 files
 
     whisper = HFWhisper.load(source, attn_implementation="eager")  # eager: plain ops, nothing frozen by tracing
+    # Written before the ONNX files: a run killed in between leaves ONNX files that still
+    # name their old source weights, so the next run from these weights exports them again.
+    _write_tokenizer(whisper, tokenizer_file(output_dir, source.name), force)
     results = []
     for precision in wanted:
         seconds = None
         if precision in stale:
+            if reasons[precision] not in (None, "missing", "--force"):
+                log(f"[{precision}] {reasons[precision]}")
             log(f"[{precision}] {source.name}: {'exporting from PyTorch' if precision == 'fp32' else 'converting'}")
             start = time.perf_counter()
+            finished = onnx_pair(scratch, source.name, precision)
             if precision == "fp32":
-                export_fp32(whisper.model, whisper.processor, source, pairs["fp32"], log=log)
+                export_fp32(whisper.model, whisper.processor, source, finished, log=log)
             else:
-                _convert(precision, pairs["fp32"], pairs[precision])
+                _convert(precision, _linked_copy(pairs["fp32"], scratch / "fp32"), finished)
+            _publish(finished, pairs[precision])
             seconds = time.perf_counter() - start
             log(f"[{precision}] done in {seconds:.0f} s")
         else:
             log(f"[{precision}] up to date, kept (use --force to export again)")
         results.append(PrecisionResult(precision, pairs[precision], seconds))
-
-    tokenizer_target = tokenizer_file(output_dir, source.name)
-    if force or not tokenizer_target.is_file():
-        whisper.processor.tokenizer.backend_tokenizer.save(str(tokenizer_target))
 
     validate(whisper, results)
     return results
@@ -142,10 +242,11 @@ PRECISION_NOTES = {
 }
 
 
-def files_ready(output_dir: Path, model_name: str, precision: str) -> bool:
-    """Both files of `precision` exist and were written by this exporter version, and the tokenizer too."""
+def files_ready(output_dir: Path, model_name: str, precision: str, origin: str | None = None) -> bool:
+    """Both files of `precision` were written by this exporter version (from `origin`'s weights, if
+    given), and the tokenizer beside them is readable."""
     pair = onnx_pair(output_dir, model_name, precision)
-    return all(is_up_to_date(f) for f in pair) and tokenizer_file(output_dir, model_name).is_file()
+    return all(is_up_to_date(f, origin) for f in pair) and tokenizer_problem(tokenizer_file(output_dir, model_name)) is None
 
 
 __all__ = ["PRECISIONS", "export_precisions", "summary_table", "files_ready"]

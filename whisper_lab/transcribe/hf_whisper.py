@@ -47,8 +47,9 @@ class HFWhisper:
             model = WhisperForConditionalGeneration.from_pretrained(
                 source.path, dtype=torch.float32, attn_implementation=attn_implementation
             )
-        except (OSError, ValueError) as exc:
-            raise LabError(f"cannot load the model from {source.path}: {exc}") from exc
+        except Exception as exc:  # OSError, ValueError, and safetensors' or tokenizers' own plain Exceptions
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise LabError(f"cannot load the model from {source.path} ({first_line}); {source.repair}") from exc
         return cls(model=model.eval(), processor=processor, source=source)
 
     def language_id(self, language: str) -> int:

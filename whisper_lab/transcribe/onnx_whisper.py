@@ -137,7 +137,12 @@ class OnnxWhisper:
         tokenizer_path = Path(decoder_path).parent / self.spec.tokenizer_file
         if not tokenizer_path.is_file():
             raise LabError(f"{tokenizer_path} is missing; export again with 03-export-encoder-decoder.py --force")
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        except Exception as exc:  # tokenizers raises a plain Exception for a truncated file
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            raise LabError(f"{tokenizer_path} is damaged ({reason}); run 03-export-encoder-decoder.py "
+                           f"--output-dir {tokenizer_path.parent} again to rewrite it") from exc  # fmt: skip
         s = self.spec
         self.token_ids = TokenIds(s.eot, s.no_timestamps, s.timestamp_begin, s.max_initial_timestamp_index,
                                   tuple(s.suppress_tokens), tuple(s.begin_suppress_tokens))  # fmt: skip

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..cache import cache_root
 from ..errors import LabError
 from ..files import atomic_dir
-from .packaged_weights import MODEL_BIN_SHA256, REINSTALL_HINT, find_packaged_weights, read_model_bin
+from .packaged_weights import MODEL_BIN_SHA256, MODEL_BIN_SIZE, REINSTALL_HINT, find_packaged_weights, read_model_bin
 
 SOURCE_FILE = "lab_source.json"
 FILES = ("config.json", "vocabulary.json", "tokenizer.json")
@@ -36,7 +36,9 @@ def _is_current(folder: Path) -> bool:
         source = json.loads((folder / SOURCE_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return source.get("model_bin_sha256") == MODEL_BIN_SHA256 and all((folder / f).is_file() for f in ("model.bin", *FILES))
+    complete = (folder / "model.bin").is_file() and (folder / "model.bin").stat().st_size == MODEL_BIN_SIZE
+    # A damaged (truncated) model.bin is built again, like a missing one.
+    return source.get("model_bin_sha256") == MODEL_BIN_SHA256 and complete and all((folder / f).is_file() for f in FILES)
 
 
 def ctranslate2_model_dir() -> Path:
