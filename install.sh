@@ -2,7 +2,7 @@
 # Install the lab's Python packages into the active Python environment.
 #
 #   bash install.sh          # what the lab scripts need
-#   bash install.sh --test   # plus what the tests need, Debian's Chromium included
+#   bash install.sh --test   # plus what the tests need: Debian's Chromium, and onnxruntime-web for web/
 #
 # PyTorch first: on Linux, PyPI's torch wheel is the CUDA build (about 6 GB with its
 # NVIDIA libraries). The lab runs on CPU-only VMs, so we ask PyTorch's CPU index for
@@ -27,4 +27,7 @@ if [ "$req" = requirements-test.txt ]; then
   # The recorder's end-to-end test drives a real Chromium (Debian packages, needs root or sudo).
   bash .ci/install-browser.sh \
     || echo "install.sh: could not install chromium; the browser tests will fail until it is installed" >&2
+  # Step 9's page runs the one-file model with onnxruntime-web, from npm (pinned by web/package-lock.json).
+  bash .ci/install-web.sh \
+    || echo "install.sh: could not install onnxruntime-web; step 9's browser test will fail until it is" >&2
 fi
