@@ -16,6 +16,7 @@ so onnxruntime-web runs it in a browser; open it in Netron to see the three part
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from whisper_lab.audio.loading import load_audio
 from whisper_lab.end2end.pipeline import PRECISIONS, build_precisions, end2end_file, summary_table
 from whisper_lab.end2end.session import EndToEnd, threads_from_env
 from whisper_lab.end2end.web_server import DEFAULT_PORT
-from whisper_lab.errors import run_cli
+from whisper_lab.errors import LabError, run_cli
 from whisper_lab.weights.model_source import DEFAULT_MODEL, model_name
 
 HERE = Path(__file__).resolve().parent
@@ -80,6 +81,9 @@ def serve(args) -> None:
     results = build_precisions(args.model, args.output_dir, ["int8"], force=args.force)
     server = PageServer([r.path for r in results], host=args.host, port=args.port)
     print(server.advice(), flush=True)
+    # Ctrl-C (and a polite kill) stop the server cleanly, even when started from a shell that ignores Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
             time.sleep(1)
@@ -92,6 +96,8 @@ def serve(args) -> None:
 def main() -> None:
     args = parse_args()
     precisions = list(PRECISIONS) if args.precision == "all" else [args.precision]
+    if args.clips < 1 or args.rounds < 1:
+        raise LabError("--clips and --rounds need at least 1")
     if args.transcribe:
         return transcribe(args, precisions)
     if args.serve:

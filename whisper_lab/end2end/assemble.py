@@ -25,11 +25,10 @@ from ..onnx_files import ExportedPair
 from .byte_table import padded_table, text_nodes, token_bytes
 from .front_end import ENCODER_INPUT_PADDING, log_mel_nodes
 from .greedy_loop import loop_nodes, rename_graph, suppression_masks
-from .nodes import Nodes
+from .nodes import IR_VERSION, OPSET, Nodes
 
 # Bump when the graph this module builds changes, so older files are rebuilt.
 END2END_VERSION = "1"
-OPSET = 20  # the exported pair's opset: Gelu and LayerNormalization are standard ops from 20 and 17
 INPUTS, OUTPUTS = ("audio", "language", "task"), ("tokens", "text", "no_speech_prob", "avg_logprob")
 MAX_SAMPLES = 480_000  # 30 s at 16 kHz: longer audio is cut to its first 30 s
 
@@ -129,7 +128,9 @@ def build_end2end(whisper, pair: ExportedPair, origin: Origin):
                  helper.make_tensor_value_info("no_speech_prob", TensorProto.FLOAT, []),
                  helper.make_tensor_value_info("avg_logprob", TensorProto.FLOAT, [])],
         initializer=defaults + g.initializers, value_info=value_info)  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=10,
+    # One opset for the whole file: ours, or the pair's if 03 moves to a newer one.
+    opset = max([OPSET] + [o.version for m in (encoder_model, decoder_model) for o in m.opset_import if o.domain in ("", "ai.onnx")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=IR_VERSION,
                               producer_name="whisper-onnx-lab")
     meta = {p.key: p.value for p in decoder_model.metadata_props}
     meta.update(origin.metadata())

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..audio.log_mel import HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, log_mel_spectrogram, mel_filters
-from .nodes import Nodes
+from .nodes import IR_VERSION, OPSET, Nodes
 
 # The one switch: how the in-graph front end fills a clip shorter than 30 s.
 # It must match what the two-graph path feeds its encoder (see numpy_features).
@@ -63,6 +63,19 @@ def numpy_features(audio: np.ndarray, padding: str = ENCODER_INPUT_PADDING, n_me
         content_frames = len(audio) // HOP_LENGTH
         return np.pad(mel[:, :content_frames], ((0, 0), (0, N_FRAMES - content_frames)))
     raise ValueError(f"unknown padding {padding!r}; one of {PADDING_MODES}")
+
+
+def front_end_model(padding: str = ENCODER_INPUT_PADDING, n_mels: int = 80):
+    """The front end alone as a small ONNX model (audio -> mel), to compare with numpy or look at in Netron."""
+    from onnx import TensorProto, helper
+
+    g = Nodes("front_end")
+    mel = log_mel_nodes(g, "audio", padding, n_mels)
+    graph = helper.make_graph(g.nodes, f"whisper log-mel front end ({padding} padding)",
+                              [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["n_samples"])],
+                              [helper.make_tensor_value_info(mel, TensorProto.FLOAT, [1, n_mels, N_FRAMES])],
+                              g.initializers)  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
 
 
 def log_mel_nodes(g: Nodes, audio: str, padding: str = ENCODER_INPUT_PADDING, n_mels: int = 80) -> str:

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# The exported pair's opset: Gelu (opset 20) and LayerNormalization (17) are standard ops there.
+# IR version 10 is what onnx 1.16+ writes and onnxruntime 1.17+ (web included) reads.
+OPSET, IR_VERSION = 20, 10
+
 
 class Nodes:
     def __init__(self, scope: str):
