@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 
 from whisper_lab.audio.log_mel import N_FRAMES, N_SAMPLES
-from whisper_lab.end2end.front_end import ENCODER_INPUT_PADDING, PADDING_MODES, front_end_model, numpy_features
+from whisper_lab.end2end.front_end import PADDING_MODES, front_end_model, numpy_features
 
 TOLERANCE = 1e-4
 
@@ -53,11 +53,6 @@ def test_the_two_modes_differ_where_they_should(jfk_audio):
     assert np.allclose(by_audio[:, : content - 2], by_mel[:, : content - 2], atol=1e-6)
     assert np.all(by_mel[:, content:] == 0.0)
     assert np.all(by_audio[:, content + 3 :] < -0.5)  # silence: the floor 80 dB below the loudest point
-
-
-def test_default_is_audio_padding():
-    """Today's two-graph path pads the audio (log_mel_spectrogram(audio)); the graph must do the same."""
-    assert ENCODER_INPUT_PADDING == "audio"
 
 
 def test_front_end_uses_matmul_not_stft():

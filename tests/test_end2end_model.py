@@ -20,7 +20,7 @@ from end2end_files import built_end2end
 from whisper_lab.audio.loading import load_audio
 from whisper_lab.audio.speech_data import JFK, english_test_set
 from whisper_lab.end2end.assemble import INPUTS, OUTPUTS, no_speech_token
-from whisper_lab.end2end.front_end import front_end_model, numpy_features
+from whisper_lab.end2end.front_end import ENCODER_INPUT_PADDING, front_end_model, numpy_features
 from whisper_lab.end2end.session import EndToEnd
 from whisper_lab.onnx_files import onnx_pair
 from whisper_lab.transcribe.onnx_whisper import OnnxWhisper
@@ -132,6 +132,19 @@ def test_byte_table_spells_every_token_as_the_tokenizer_does(built):
 
 
 # --- tokens, against the two-graph greedy decoder ------------------------------------------------------
+
+
+def test_the_padding_switch_matches_what_the_two_graph_path_feeds_its_encoder(built, jfk_audio):
+    """ENCODER_INPUT_PADDING must describe the features OnnxWhisper.transcribe gives the encoder."""
+
+    class FeaturesSeen(OnnxWhisper):
+        def decode_window(self, mel, prompt, timestamps):
+            self.seen = mel
+            return super().decode_window(mel, prompt, timestamps)
+
+    whisper = FeaturesSeen(*onnx_pair(built.folder, "whisper-base", "int8"))
+    whisper.transcribe(jfk_audio)
+    assert np.array_equal(whisper.seen, numpy_features(jfk_audio, ENCODER_INPUT_PADDING)), ENCODER_INPUT_PADDING
 
 
 def greedy_with_scores(whisper: OnnxWhisper, mel: np.ndarray, no_speech: int):

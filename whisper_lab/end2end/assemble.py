@@ -87,7 +87,7 @@ def build_end2end(whisper, pair: ExportedPair, origin: Origin):
     for kind in ("cross_k", "cross_v"):
         for i in range(spec.n_layer):
             cross_kv[f"{kind}_{i}"] = g.op("Gather", f"encoder.{kind}", g.const("layer", np.int64(i)), axis=0,
-                                           outputs=[f"{kind}_{i}"], label=f"{kind}_{i}")[0]
+                                           outputs=[f"{kind}_{i}"], label=f"{kind}_{i}")
 
     # The prompt: <|startoftranscript|> <|language|> <|task|> <|notimestamps|>; language and task are inputs.
     g.scope = "prompt"
@@ -107,7 +107,7 @@ def build_end2end(whisper, pair: ExportedPair, origin: Origin):
     # Outputs: text tokens (no special tokens), their bytes, the average log-probability.
     g.scope = "output"
     eot = g.const("eot", np.int64(spec.eot))
-    tokens = g.op("Compress", generated, g.op("Less", generated, eot), axis=0, outputs=["tokens"], label="text_tokens")[0]
+    tokens = g.op("Compress", generated, g.op("Less", generated, eot), axis=0, outputs=["tokens"], label="text_tokens")
     not_eot = g.op("Cast", g.op("Not", g.op("Equal", generated, eot)), to=TensorProto.FLOAT)
     count = g.op("ReduceSum", not_eot, keepdims=0, label="n_tokens")
     g.op("Div", "decoding.sum_logprob", g.op("Add", count, g.const("one", np.float32(1.0))),

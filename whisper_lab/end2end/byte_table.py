@@ -80,4 +80,4 @@ def text_nodes(g: Nodes, tokens: str, table: np.ndarray, lengths: np.ndarray, ou
                  keepdims=1, label="first_visible")
     end = g.op("ReduceMax", g.op("Concat", g.op("Where", visible, after, g.const("zero", np.int64(0))),
                                  g.const("zero_1d", i64(0)), axis=0), keepdims=1, label="end_visible")
-    return g.op("Slice", joined, start, end, outputs=[output], label="strip")[0]
+    return g.op("Slice", joined, start, end, outputs=[output], label="strip")

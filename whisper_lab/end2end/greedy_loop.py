@@ -80,7 +80,7 @@ def loop_nodes(g: Nodes, decoder_graph, spec, prompt: str, cross_kv: dict[str, s
 
     decoder_graph: the exported decoder's GraphProto; cross_kv: decoder input name -> main-graph
     value; outputs: names for "sum_logprob", "no_speech_prob" and "tokens" (every generated token,
-    <|endoftext|> included). Returns nothing useful beyond those names.
+    <|endoftext|> included). Returns the name of the tokens output.
     """
     from onnx import TensorProto, helper
 

@@ -43,16 +43,12 @@ class Nodes:
         self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
-    def op(self, op_type: str, *inputs: str, label: str | None = None, outputs: int | list[str] = 1,
+    def op(self, op_type: str, *inputs: str, label: str | None = None, outputs: list[str] | None = None,
            **attributes) -> str | list[str]:
-        """Add one node; returns its output name (or the list of names, for several outputs)."""
+        """Add one node; returns its output's name (`outputs` names them: a list for several outputs)."""
         from onnx import helper
 
         base = self._unique(label or op_type)
-        if isinstance(outputs, int):
-            names = [f"{self.scope}.{base}" + (f".{i}" if outputs > 1 else "") for i in range(outputs)]
-        else:
-            names = outputs
-        node = helper.make_node(op_type, list(inputs), names, name=f"/{self.scope}/{base}", **attributes)
-        self.nodes.append(node)
-        return names[0] if len(names) == 1 and isinstance(outputs, int) else names
+        names = outputs or [f"{self.scope}.{base}"]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=f"/{self.scope}/{base}", **attributes))
+        return names[0] if len(names) == 1 else names

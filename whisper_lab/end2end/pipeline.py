@@ -121,7 +121,7 @@ def summary_table(results: list[Built]) -> str:
     for r in results:
         one, pair = r.path.stat().st_size, sum(p.stat().st_size for p in r.pair)
         if r.sample_tokens is None:
-            check = "kept"
+            check = "- (kept)"
         elif r.sample_tokens == r.pair_tokens:
             check = f"same {len(r.sample_tokens)} tokens"
         else:
