@@ -75,9 +75,10 @@ def transcribe(args, precisions: list[str]) -> None:
 
 
 def serve(args) -> None:
-    from whisper_lab.end2end.web_server import PageServer, check_page_installed
+    from whisper_lab.end2end.web_server import PageServer, check_can_listen, check_page_installed
 
-    check_page_installed()  # before a long build
+    check_page_installed()  # both before a build that can take minutes
+    check_can_listen(args.host, args.port)
     results = build_precisions(args.model, args.output_dir, ["int8"], force=args.force)
     server = PageServer([r.path for r in results], host=args.host, port=args.port)
     print(server.advice(), flush=True)

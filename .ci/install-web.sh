@@ -4,7 +4,7 @@
 #   bash .ci/install-web.sh
 #
 # Idempotent: when web/node_modules already holds the pinned version it only prints it.
-# npm comes with Node.js; where it is missing, Debian's package is installed (root or sudo).
+# Needs npm (it comes with Node.js); it downloads from the npm registry only.
 # --ignore-scripts: onnxruntime-web needs no install script, and none may run here.
 set -euo pipefail
 cd "$(dirname "$0")/../web"
@@ -16,15 +16,6 @@ if [ -n "$pinned" ] && [ "$pinned" = "$installed" ]; then
   exit 0
 fi
 
-if ! command -v npm >/dev/null; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "install-web.sh: npm is missing; install Node.js (with npm), or run as root" >&2; exit 1; }
-    SUDO=sudo
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq nodejs npm >/dev/null
-fi
+command -v npm >/dev/null || { echo "install-web.sh: npm is missing; install Node.js 18 or later (it brings npm)" >&2; exit 1; }
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 echo "onnxruntime-web $(node -p "require('./node_modules/onnxruntime-web/package.json').version")"

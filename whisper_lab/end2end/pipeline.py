@@ -36,13 +36,11 @@ def end2end_file(output_dir: Path, model_name: str, precision: str) -> Path:
 
 def is_built(path: Path, origin: Origin) -> bool:
     """True if `path` was built by this code from exactly the pair and front end of `origin`."""
-    if not path.is_file():
-        return False
     try:
         meta = read_metadata(path)
-    except Exception:  # a damaged file is simply not up to date: it is built again
+    except Exception:  # missing or damaged: simply not up to date, it is built (again)
         return False
-    return all(meta.get(k) == v for k, v in origin.metadata().items()) and meta.get("end2end_version") == END2END_VERSION
+    return meta.get("end2end_version") == END2END_VERSION and all(meta.get(k) == v for k, v in origin.metadata().items())
 
 
 @dataclass

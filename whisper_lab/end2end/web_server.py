@@ -80,26 +80,37 @@ class _Handler(SimpleHTTPRequestHandler):
         pass  # one line per file would bury the advice printed at the start
 
 
+def listen_error(exc: OSError | OverflowError, host: str, port: int) -> LabError:
+    """What to do when host:port cannot be listened on, in one line."""
+    if isinstance(exc, OverflowError) or not 0 <= port <= 65535:  # bind() raises OverflowError above 65535
+        return LabError(f"--port {port}: a port is a number from 1 to 65535 (0 = any free port)")
+    if exc.errno == errno.EADDRINUSE:
+        return LabError(f"port {port} is already in use (is the page served in another terminal?); "
+                        f"stop that program, or choose another port, e.g. --port {port + 1}")  # fmt: skip
+    return LabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host")
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Before a long build: would the server get this address? (the bind probe of 01 and Netron)"""
+    try:
+        probe_bind(host, port)
+    except (OSError, OverflowError) as exc:  # socket.gaierror (unknown host) is an OSError too
+        raise listen_error(exc, host, port) from exc
+
+
 class PageServer:
     """The page and the models, served from a background thread."""
 
     def __init__(self, models: list[Path], host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
         check_page_installed()
-        if not 0 <= port <= 65535:
-            raise LabError(f"--port {port}: a port is a number from 1 to 65535 (0 = any free port)")
-        try:
-            probe_bind(host, port)
-        except OSError as exc:  # socket.gaierror (unknown host) is an OSError too
-            if exc.errno == errno.EADDRINUSE:
-                raise LabError(f"port {port} is already in use (is the page already served in another "
-                               f"terminal?); stop that program, or choose another port, e.g. --port {port + 1}") from exc
-            raise LabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host") from exc
         routes = {"/": WEB_DIR / "index.html", **{f"/{name}": WEB_DIR / name for name in PAGE_FILES}}
         routes |= {f"/ort/{name}": ORT_DIST / name for name in ORT_FILES}
         routes |= {f"/models/{m.name}": m for m in models}
         config = json.dumps({"models": [m.name for m in models], "default": models[0].name}).encode()
-        handler = partial(_Handler, routes=routes, config=config)
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        try:  # http.server binds here, in our code: its errors become one line too
+            self.httpd = ThreadingHTTPServer((host, port), partial(_Handler, routes=routes, config=config))
+        except (OSError, OverflowError) as exc:
+            raise listen_error(exc, host, port) from exc
         self.host, self.port = host, self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
