@@ -39,7 +39,8 @@ def parse_args() -> argparse.Namespace:
                         help=f"hub id or local checkpoint folder (default: {DEFAULT_MODEL}, works offline)")
     parser.add_argument("--output-dir", type=Path, default=HERE / "whisper_model_dir",
                         help="where 03's files are and the end-to-end file goes (default: whisper_model_dir)")
-    parser.add_argument("--force", action="store_true", help="build again even if the file is up to date")
+    parser.add_argument("--force", action="store_true",
+                        help="build the one file again even if it is up to date (03 --force exports the pair again)")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--transcribe", type=Path, metavar="AUDIO",
                         help="transcribe the first 30 s of this file with the one-file model of --precision")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import run_script
 
-_BUILT: dict[str, "Built"] = {}
+_BUILT: dict[str, Built] = {}
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ class Page:
 
     def _only_the_lab_server(self, route):
         url = route.request.url
-        if url.startswith(self.origin) or url.startswith(("data:", "blob:")):
+        if url.startswith((self.origin, "data:", "blob:")):
             route.continue_()
         else:
             route.abort()
@@ -121,6 +121,7 @@ def int8_page(chromium, server):
     page.context.close()
 
 
+@pytest.mark.slow  # 290 MB into the browser
 def test_the_page_transcribes_the_sample_like_python_fp32(chromium, server, built):
     page = Page(chromium, server, "?model=whisper-base_end2end.onnx")
     try:

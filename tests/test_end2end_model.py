@@ -20,7 +20,11 @@ from end2end_files import built_end2end
 from whisper_lab.audio.loading import load_audio
 from whisper_lab.audio.speech_data import JFK, english_test_set
 from whisper_lab.end2end.assemble import INPUTS, OUTPUTS, no_speech_token
-from whisper_lab.end2end.front_end import ENCODER_INPUT_PADDING, front_end_model, numpy_features
+from whisper_lab.end2end.front_end import (
+    ENCODER_INPUT_PADDING,
+    front_end_model,
+    numpy_features,
+)
 from whisper_lab.end2end.session import EndToEnd
 from whisper_lab.onnx_files import onnx_pair
 from whisper_lab.transcribe.onnx_whisper import OnnxWhisper
@@ -99,7 +103,7 @@ def test_interface(built, precision):
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_weights_live_once_in_the_main_graph(built, precision):
     model = onnx.load(str(built.file(precision)))
-    loop, body = loop_of(model)
+    _, body = loop_of(model)
     assert not body.initializer and "Constant" not in {n.op_type for n in body.node}
     pair = onnx_pair(built.folder, "whisper-base", precision)
     decoder = onnx.load(str(pair.decoder)).graph
@@ -175,23 +179,27 @@ def greedy_with_scores(whisper: OnnxWhisper, mel: np.ndarray, no_speech: int):
 
 @pytest.fixture(scope="module")
 def transcripts(built, clips):  # a few minutes: 30 clips, two precisions, three ways each
-    """Per precision and clip: the one file's tokens, and the two-graph decoder's on numpy and on in-graph features."""
+    """Per precision and clip: the one file's tokens, the two-graph decoder's on numpy's features (int8: also on the graph's)."""
     graph_front_end = ort.InferenceSession(front_end_model().SerializeToString(), providers=["CPUExecutionProvider"])
     found = {}
     for precision in ("fp32", "int8"):
         whisper = OnnxWhisper(*onnx_pair(built.folder, "whisper-base", precision))
         one_file = EndToEnd(built.file(precision))
         prompt = whisper.prompt("en", "transcribe", timestamps=False)
+
+        def text_only(tokens, eot=whisper.spec.eot):
+            return [t for t in tokens if t < eot]
+
         for clip_id, audio in clips:
-            text_only = lambda tokens: [t for t in tokens if t < whisper.spec.eot]  # noqa: E731
             numpy_mel = numpy_features(audio)
-            graph_mel = graph_front_end.run(None, {"audio": audio})[0][0]
             found[precision, clip_id] = {
                 "one_file": one_file.transcribe(audio).tokens,
                 "two_graphs": text_only(whisper.decode_window(numpy_mel, prompt, timestamps=False)),
-                "two_graphs_graph_mel": text_only(whisper.decode_window(graph_mel, prompt, timestamps=False)),
                 "text": whisper.text,
             }
+            if precision == "int8":  # where int8 differs, is it the front end's last bits or the loop?
+                graph_mel = graph_front_end.run(None, {"audio": audio})[0][0]
+                found[precision, clip_id]["two_graphs_graph_mel"] = text_only(whisper.decode_window(graph_mel, prompt, False))
     return found
 
 
@@ -272,7 +280,7 @@ def test_runs_with_plain_onnxruntime_in_a_process_that_imports_nothing_from_the_
     files = [str(built.file(p)) for p in ("fp32", "int8")]
     # -I: isolated mode, neither the current folder nor PYTHONPATH is on sys.path; run from an empty folder
     result = subprocess.run([sys.executable, "-I", "-c", ISOLATED, str(JFK.path), *files], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found["lab_importable"] is False and found["lab_modules"] == []

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..export.onnx_export import set_metadata
 from ..onnx_files import ExportedPair
 from .byte_table import padded_table, text_nodes, token_bytes
 from .front_end import ENCODER_INPUT_PADDING, log_mel_nodes
@@ -42,7 +43,7 @@ class Origin:
     padding: str
 
     @classmethod
-    def of(cls, pair: ExportedPair, padding: str = ENCODER_INPUT_PADDING) -> "Origin":
+    def of(cls, pair: ExportedPair, padding: str = ENCODER_INPUT_PADDING) -> Origin:
         return cls(_sha256(pair.encoder), _sha256(pair.decoder), padding)
 
     def metadata(self) -> dict[str, str]:
@@ -132,13 +133,11 @@ def build_end2end(whisper, pair: ExportedPair, origin: Origin):
     opset = max([OPSET] + [o.version for m in (encoder_model, decoder_model) for o in m.opset_import if o.domain in ("", "ai.onnx")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=IR_VERSION,
                               producer_name="whisper-onnx-lab")
-    meta = {p.key: p.value for p in decoder_model.metadata_props}
-    meta.update(origin.metadata())
-    meta["interface"] = json.dumps(INTERFACE)
-    for key, value in meta.items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
-    model.doc_string = (f"{meta.get('model_name', 'whisper')} end to end (whisper-onnx-lab): 16 kHz audio in, "
-                        "text out, standard ONNX ops only")
+    # The decoder's metadata (token ids, languages, precision, source) and what this file was built from.
+    model.metadata_props.extend(decoder_model.metadata_props)
+    set_metadata(model, {**origin.metadata(), "interface": json.dumps(INTERFACE)})
+    model.doc_string = (f"{spec.precision} whisper end to end (whisper-onnx-lab): 16 kHz audio in, text out, "
+                        "standard ONNX ops only")
     return model
 
 

@@ -19,12 +19,53 @@ import time
 from pathlib import Path
 
 from ..tables import markdown_table
+from .pipeline import log
 
 
-def _timed(run) -> tuple[object, float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = run()
-    return result, time.perf_counter() - wall, time.process_time() - cpu
+def _two_ways(output_dir: Path, name: str, precision: str, threads: int | None) -> dict:
+    """precision -> {"two": transcribe with the pair, "one": with the one file}; each returns (tokens, text)."""
+    from ..onnx_files import onnx_pair
+    from ..transcribe.onnx_whisper import OnnxWhisper
+    from .front_end import numpy_features
+    from .pipeline import end2end_file
+    from .session import EndToEnd
+
+    pair = OnnxWhisper(*onnx_pair(output_dir, name, precision), threads=threads)
+    one_file = EndToEnd(end2end_file(output_dir, name, precision), threads=threads)
+    prompt = pair.prompt("en", "transcribe", timestamps=False)
+
+    def two_graphs(audio):
+        generated = pair.decode_window(numpy_features(audio, n_mels=pair.spec.n_mels), prompt, timestamps=False)
+        return [t for t in generated if t < pair.spec.eot], pair.text(generated)
+
+    def one(audio):
+        result = one_file.transcribe(audio)
+        return result.tokens, result.text
+
+    return {"two": two_graphs, "one": one}
+
+
+def _side_by_side(ways: dict, audios: list, rounds: int, label: str) -> tuple[dict, int]:
+    """Per way, (wall, CPU) seconds of each round over all clips; and on how many clips the tokens agree."""
+    for run in ways.values():
+        run(audios[0])  # warm-up: the first run allocates and prepacks weights
+    totals = {key: [] for key in ways}
+    same = 0
+    for round_index in range(rounds):
+        log(f"[{label}] round {round_index + 1} of {rounds} over {len(audios)} clips ...")
+        sums = {key: [0.0, 0.0] for key in ways}
+        for i, audio in enumerate(audios):
+            order = list(ways) if (i + round_index) % 2 == 0 else list(reversed(ways))  # alternate who goes first
+            outputs = {}
+            for key in order:
+                wall, cpu = time.perf_counter(), time.process_time()
+                outputs[key] = ways[key](audio)
+                sums[key][0] += time.perf_counter() - wall
+                sums[key][1] += time.process_time() - cpu
+            same += round_index == 0 and outputs["one"][0] == outputs["two"][0]
+        for key, value in sums.items():
+            totals[key].append(value)
+    return totals, same
 
 
 def run_benchmark(output_dir: Path, name: str, precisions: list[str], clips: int, rounds: int,
@@ -32,50 +73,17 @@ def run_benchmark(output_dir: Path, name: str, precisions: list[str], clips: int
     from ..audio.loading import load_audio
     from ..audio.log_mel import N_SAMPLES
     from ..audio.speech_data import english_test_set
-    from ..onnx_files import onnx_pair
-    from ..transcribe.onnx_whisper import OnnxWhisper
-    from .front_end import numpy_features
-    from .pipeline import end2end_file, log
-    from .session import EndToEnd
 
     audios = [load_audio(u.path)[:N_SAMPLES] for u in english_test_set(clips)]
     seconds_of_audio = sum(len(a) for a in audios) / 16_000
     rows = []
     for precision in precisions:
-        pair = OnnxWhisper(*onnx_pair(output_dir, name, precision), threads=threads)
-        one_file = EndToEnd(end2end_file(output_dir, name, precision), threads=threads)
-        prompt = pair.prompt("en", "transcribe", timestamps=False)
-
-        def two_graphs(audio):
-            generated = pair.decode_window(numpy_features(audio, n_mels=pair.spec.n_mels), prompt, timestamps=False)
-            return [t for t in generated if t < pair.spec.eot], pair.text(generated)
-
-        def one(audio):
-            result = one_file.transcribe(audio)
-            return result.tokens, result.text
-
-        two_graphs(audios[0]), one(audios[0])  # warm-up: first runs allocate and prepack
-        totals = {"two": [], "one": []}
-        same = 0
-        for round_index in range(rounds):
-            log(f"[{precision}] round {round_index + 1} of {rounds} over {len(audios)} clips ...")
-            sums = {"two": [0.0, 0.0], "one": [0.0, 0.0]}
-            for i, audio in enumerate(audios):
-                order = (("two", two_graphs), ("one", one)) if (i + round_index) % 2 == 0 else (("one", one), ("two", two_graphs))
-                outputs = {}
-                for key, run in order:
-                    outputs[key], wall, cpu = _timed(lambda: run(audio))
-                    sums[key][0] += wall
-                    sums[key][1] += cpu
-                same += round_index == 0 and outputs["one"][0] == outputs["two"][0]
-            for key in totals:
-                totals[key].append(sums[key])
-        two_wall = statistics.median(t[0] for t in totals["two"])
-        one_wall = statistics.median(t[0] for t in totals["one"])
-        two_cpu = statistics.median(t[1] for t in totals["two"])
-        one_cpu = statistics.median(t[1] for t in totals["one"])
-        rows.append((precision, len(audios), f"{two_wall:.2f}", f"{one_wall:.2f}", f"{one_wall / two_wall:.2f}x",
-                     f"{one_cpu / two_cpu:.2f}x", f"{same} of {len(audios)}"))  # fmt: skip
+        totals, same = _side_by_side(_two_ways(output_dir, name, precision, threads), audios, rounds, precision)
+        wall = {key: statistics.median(t[0] for t in rounds_) for key, rounds_ in totals.items()}
+        cpu = {key: statistics.median(t[1] for t in rounds_) for key, rounds_ in totals.items()}
+        rows.append((precision, len(audios), f"{wall['two']:.2f}", f"{wall['one']:.2f}",
+                     f"{wall['one'] / wall['two']:.2f}x", f"{cpu['one'] / cpu['two']:.2f}x",
+                     f"{same} of {len(audios)}"))  # fmt: skip
     table = markdown_table(("precision", "clips", "two graphs s", "one file s", "one file / two graphs",
                             "CPU time ratio", "same tokens"), rows)  # fmt: skip
     return (f"{table}\n\n{len(audios)} clips, {seconds_of_audio:.0f} s of speech, {threads or 'default'} threads, "

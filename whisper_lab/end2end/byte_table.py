@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nodes import Nodes
+from .nodes import Nodes, i64
 
 # Python's str.strip() removes these single-byte characters (and some multi-byte ones, rare at the edges).
 ASCII_WHITESPACE = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
@@ -58,7 +58,6 @@ def padded_table(tokens: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 
 def text_nodes(g: Nodes, tokens: str, table: np.ndarray, lengths: np.ndarray, output: str) -> str:
     """Add the detokenizer: int64 text tokens [n] -> `output`, the UTF-8 bytes [m] without outer whitespace."""
-    i64 = lambda *values: np.array(values, dtype=np.int64)  # noqa: E731
     rows = g.op("Gather", g.const("byte_table", table), tokens, axis=0, label="token_bytes")  # (n, width)
     length = g.op("Cast", g.op("Gather", g.const("byte_lengths", lengths), tokens, axis=0), to=7, label="lengths")
     column = g.const("column", np.arange(table.shape[1], dtype=np.int64)[None, :])

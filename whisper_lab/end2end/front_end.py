@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..audio.log_mel import HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, log_mel_spectrogram, mel_filters
-from .nodes import IR_VERSION, OPSET, Nodes
+from .nodes import IR_VERSION, OPSET, Nodes, i64
 
 # The one switch: how the in-graph front end fills a clip shorter than 30 s.
 # It must match what the two-graph path feeds its encoder (see numpy_features).
@@ -82,7 +82,6 @@ def log_mel_nodes(g: Nodes, audio: str, padding: str = ENCODER_INPUT_PADDING, n_
     """Add the front end to `g`: float32 audio [n] -> log-mel [1, n_mels, 3000]; returns the output name."""
     if padding not in PADDING_MODES:
         raise ValueError(f"unknown padding {padding!r}; one of {PADDING_MODES}")
-    i64 = lambda *values: np.array(values, dtype=np.int64)  # noqa: E731 - ONNX wants int64 shapes/indices
     half = N_FFT // 2
 
     # 1. At most 30 s, zero-padded to exactly 30 s.

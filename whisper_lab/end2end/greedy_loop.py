@@ -115,7 +115,6 @@ def loop_nodes(g: Nodes, decoder_graph, spec, prompt: str, cross_kv: dict[str, s
     p_no_speech = b.op("Reshape", b.op("Gather", at_sot, g.const("no_speech_id", np.int64(no_speech)), axis=1),
                        scalar, label="p_no_speech")
     no_speech_prob = b.op("Where", first_step, p_no_speech, body_in["no_speech"], label="no_speech_prob")
-    token_out = b.op("Identity", token, label="generated")
 
     f32, i64, flag = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
     cache_type = [1, n_head, None, head_dim]
@@ -129,10 +128,9 @@ def loop_nodes(g: Nodes, decoder_graph, spec, prompt: str, cross_kv: dict[str, s
     body_outputs += [helper.make_tensor_value_info(name, f32, cache_type) for name in new_caches]
     body_outputs += [helper.make_tensor_value_info(sum_logprob, f32, []),
                      helper.make_tensor_value_info(no_speech_prob, f32, []),
-                     helper.make_tensor_value_info(token_out, i64, [])]
+                     helper.make_tensor_value_info(token, i64, [])]  # scan output: all tokens, one per step
     body = helper.make_graph(list(decoder.node) + b.nodes, "one_decoder_step", inputs, body_outputs,
                              value_info=list(decoder.value_info))
-    g.initializers.extend(b.initializers)
 
     max_steps = spec.n_text_ctx // 2 - 4  # as decode_window: half the context, minus the 4-token prompt
     empty = g.const("empty_cache", np.zeros((1, n_head, 0, head_dim), dtype=np.float32))

@@ -23,6 +23,11 @@ import numpy as np
 OPSET, IR_VERSION = 20, 10
 
 
+def i64(*values) -> np.ndarray:
+    """A 1-D int64 array: ONNX wants int64 for shapes, pads, slice bounds and axes."""
+    return np.array(values, dtype=np.int64)
+
+
 class Nodes:
     def __init__(self, scope: str):
         self.scope = scope.strip("/")

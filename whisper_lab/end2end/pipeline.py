@@ -38,7 +38,7 @@ def is_built(path: Path, origin: Origin) -> bool:
     """True if `path` was built by this code from exactly the pair and front end of `origin`."""
     try:
         meta = read_metadata(path)
-    except Exception:  # missing or damaged: simply not up to date, it is built (again)
+    except Exception:  # noqa: BLE001 - missing or damaged (any error of onnx.load): build it (again)
         return False
     return meta.get("end2end_version") == END2END_VERSION and all(meta.get(k) == v for k, v in origin.metadata().items())
 
@@ -53,16 +53,16 @@ class Built:
     pair_tokens: list[int] | None = None  # the two-graph greedy decoder's, fed the same features
 
 
-def ensure_pairs(model: str, output_dir: Path, precisions: list[str], force: bool) -> None:
-    """Export the encoder/decoder pairs that are missing (or all, with force), as 03 --transcribe does."""
+def ensure_pairs(model: str, output_dir: Path, precisions: list[str]) -> None:
+    """Export the encoder/decoder pairs that are missing or out of date, as 03 --transcribe does."""
     from ..export.pipeline import ensure_writable, export_precisions, files_ready
     from ..weights.model_source import model_name, resolve_model
 
     ensure_writable(output_dir)
-    missing = [p for p in precisions if force or not files_ready(output_dir, model_name(model), p)]
+    missing = [p for p in precisions if not files_ready(output_dir, model_name(model), p)]
     if missing:
         log(f"exporting the encoder and decoder first ({', '.join(missing)}) ...")
-        export_precisions(resolve_model(model), output_dir, missing, force=force)
+        export_precisions(resolve_model(model), output_dir, missing)
 
 
 def build(output_dir: Path, name: str, precision: str, force: bool = False) -> Built:
@@ -105,9 +105,10 @@ def check_on_sample(built: Built, whisper) -> None:
 
 
 def build_precisions(model: str, output_dir: Path, precisions: list[str], force: bool = False) -> list[Built]:
+    """The one file of each precision; `force` builds it again (03 --force exports the pair again)."""
     from ..weights.model_source import model_name
 
-    ensure_pairs(model, output_dir, precisions, force)
+    ensure_pairs(model, output_dir, precisions)
     return [build(output_dir, model_name(model), p, force) for p in precisions]
 
 

@@ -60,7 +60,7 @@ class _Handler(SimpleHTTPRequestHandler):
     def guess_type(self, path) -> str:
         return TYPES.get(Path(path).suffix, "application/octet-stream")
 
-    def do_GET(self):  # noqa: N802 - the name http.server dispatches to
+    def do_GET(self):  # http.server calls do_<METHOD>
         if self.path.split("?", 1)[0] == "/config.json":
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -76,7 +76,7 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")  # revalidate: a rebuilt model is picked up at once
         super().end_headers()
 
-    def log_message(self, format, *args):  # noqa: A002 - the signature of http.server
+    def log_message(self, format, *args):  # http.server's signature
         pass  # one line per file would bury the advice printed at the start
 
 
