@@ -2,7 +2,7 @@
 # Install the lab's Python packages into the active Python environment.
 #
 #   bash install.sh          # what the lab scripts need
-#   bash install.sh --test   # plus what the tests need, Debian's Chromium and a CJK font included
+#   bash install.sh --test   # plus what the tests need: Debian's Chromium, a CJK font, onnxruntime-web for web/
 #
 # PyTorch first: on Linux, PyPI's torch wheel is the CUDA build (about 6 GB with its
 # NVIDIA libraries). The lab runs on CPU-only VMs, so we ask PyTorch's CPU index for
@@ -30,4 +30,7 @@ if [ "$req" = requirements-test.txt ]; then
   # Netron draws tensor shapes between CJK angle brackets; Debian's default fonts lack them.
   bash .ci/install-fonts.sh \
     || echo "install.sh: could not install fonts-wqy-microhei; Netron's pictures will show boxes for 〈 〉" >&2
+  # Step 9's page runs the one-file model with onnxruntime-web, from npm (pinned by web/package-lock.json).
+  bash .ci/install-web.sh \
+    || echo "install.sh: could not install onnxruntime-web; step 9's browser test will fail until it is" >&2
 fi

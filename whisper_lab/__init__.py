@@ -11,6 +11,7 @@ checks this), so the list can be read top to bottom.
     export/      Whisper cut into encoder + decoder ONNX, fp16/int8, checks      (03)
     explore/     inside the graphs: structural diff, Netron, its pictures        (04 --diff, --netron, --pictures)
     compare/     size, speed, accuracy and memory of every backend, the report   (04)
+    end2end/     one ONNX file, audio in, text out, and the page that runs it    (step 9 / 05)
 
 Shared helpers, usable by every part:
 

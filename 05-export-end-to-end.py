@@ -1,0 +1,120 @@
+"""Step 9 of the lab: Whisper as one ONNX file, audio in, text out, running in the browser.
+
+    python 05-export-end-to-end.py                        # whisper_model_dir/whisper-base_end2end_int8.onnx
+    python 05-export-end-to-end.py --precision all        # + whisper-base_end2end.onnx (fp32)
+    python 05-export-end-to-end.py --transcribe speech.wav
+    python 05-export-end-to-end.py --serve                # the page that transcribes in your browser
+    python 05-export-end-to-end.py --benchmark            # the one file vs the two-graph path, side by side
+
+The file is built from the encoder and decoder that 03 exports (exported first
+if missing) and holds everything between the samples and the text: the log-mel
+front end as two MatMuls, the greedy decoding loop as an ONNX Loop whose body
+is the one-step decoder, and the token -> bytes table. Standard ONNX ops only,
+so onnxruntime-web runs it in a browser; open it in Netron to see the three parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from whisper_lab.audio.loading import load_audio
+from whisper_lab.end2end.pipeline import PRECISIONS, build_precisions, end2end_file, summary_table
+from whisper_lab.end2end.session import EndToEnd, threads_from_env
+from whisper_lab.end2end.web_server import DEFAULT_PORT
+from whisper_lab.errors import LabError, run_cli
+from whisper_lab.weights.model_source import DEFAULT_MODEL, model_name
+
+HERE = Path(__file__).resolve().parent
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Build Whisper as one ONNX file (audio in, text out) and run it.")
+    parser.add_argument("--precision", choices=[*PRECISIONS, "all"], default="int8",
+                        help="int8 (default, the file the web page loads), fp32, or both")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"hub id or local checkpoint folder (default: {DEFAULT_MODEL}, works offline)")
+    parser.add_argument("--output-dir", type=Path, default=HERE / "whisper_model_dir",
+                        help="where 03's files are and the end-to-end file goes (default: whisper_model_dir)")
+    parser.add_argument("--force", action="store_true",
+                        help="build the one file again even if it is up to date (03 --force exports the pair again)")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--transcribe", type=Path, metavar="AUDIO",
+                        help="transcribe the first 30 s of this file with the one-file model of --precision")
+    action.add_argument("--serve", action="store_true",
+                        help="serve the web page that transcribes in the browser with the int8 file")
+    action.add_argument("--benchmark", action="store_true",
+                        help="time the one file against the two-graph greedy path on the same clips, side by side")
+    parser.add_argument("--language", default="en", help="spoken language for --transcribe (default: en)")
+    parser.add_argument("--task", choices=("transcribe", "translate"), default="transcribe", help="for --transcribe")
+    parser.add_argument("--host", default="127.0.0.1", help="for --serve: address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"for --serve (default: {DEFAULT_PORT})")
+    parser.add_argument("--clips", type=int, default=10, help="for --benchmark: how many real clips (default: 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="for --benchmark: rounds over the clips (default: 3)")
+    return parser.parse_args()
+
+
+def transcribe(args, precisions: list[str]) -> None:
+    audio = load_audio(args.transcribe)  # fail on a bad file before any long build
+    threads = threads_from_env()
+    build_precisions(args.model, args.output_dir, precisions, force=args.force)
+    seconds = len(audio) / 16_000
+    if seconds > 30:
+        print(f"{seconds:.0f} s of audio: the one-file model reads the first 30 s only "
+              "(03-export-encoder-decoder.py --transcribe reads it all, window by window)", file=sys.stderr)  # fmt: skip
+    for precision in precisions:
+        model = EndToEnd(end2end_file(args.output_dir, model_name(args.model), precision), threads=threads)
+        result = model.transcribe(audio, language=args.language, task=args.task)
+        if len(precisions) > 1:
+            print(f"[{precision}]", file=sys.stderr)
+        print("Transcription:")
+        print()
+        print(result.text)
+
+
+def serve(args) -> None:
+    from whisper_lab.end2end.web_server import PageServer, check_can_listen, check_page_installed
+
+    check_page_installed()  # both before a build that can take minutes
+    check_can_listen(args.host, args.port)
+    results = build_precisions(args.model, args.output_dir, ["int8"], force=args.force)
+    server = PageServer([r.path for r in results], host=args.host, port=args.port)
+    print(server.advice(), flush=True)
+    # Ctrl-C (and a polite kill) stop the server cleanly, even when started from a shell that ignores Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    args = parse_args()
+    precisions = list(PRECISIONS) if args.precision == "all" else [args.precision]
+    if args.clips < 1 or args.rounds < 1:
+        raise LabError("--clips and --rounds need at least 1")
+    if args.transcribe:
+        return transcribe(args, precisions)
+    if args.serve:
+        return serve(args)
+    if args.benchmark:
+        from whisper_lab.end2end.benchmark import run_benchmark
+
+        build_precisions(args.model, args.output_dir, precisions, force=args.force)
+        return print(run_benchmark(args.output_dir, model_name(args.model), precisions, args.clips, args.rounds,
+                                   threads_from_env()))  # fmt: skip
+    results = build_precisions(args.model, args.output_dir, precisions, force=args.force)
+    print(summary_table(results))
+    print(f"\nRun it in the browser: python {Path(__file__).name} --serve    "
+          f"Look inside: python 04-compare-models.py --netron {results[-1].path}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
