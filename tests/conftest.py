@@ -101,3 +101,17 @@ def jfk_int16() -> np.ndarray:
     samples, sample_rate = sf.read(JFK.path, dtype="int16")
     assert sample_rate == 16_000 and samples.ndim == 1
     return samples
+
+
+def words_besides_beeps(text: str) -> list[str]:
+    """The words of a transcript of hum and beeps, leaving out "beep".
+
+    Whisper was trained on captions, and on the tones of `trial_audio.hum_and_tones`
+    it sometimes writes the sound down ("BEEP BEEP BEEP BEEP"), fp32 included and
+    faster-whisper too, confidently enough (average log-probability near -0.8)
+    that Whisper's own no-speech rule keeps it. That is a caption of what is in
+    the audio; any other word would be invented speech.
+    """
+    from whisper_lab.compare.wer import normalize
+
+    return [w for w in normalize(text).split() if w != "beep"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import soundfile as sf
-from conftest import assert_one_line_error, run_script
+from conftest import assert_one_line_error, run_script, words_besides_beeps
 
 from whisper_lab.audio.speech_data import JFK
 from whisper_lab.compare.wer import word_count, word_error_rate
@@ -19,14 +19,26 @@ def transcribe(out, audio, *flags, precision="int8", env=None):
     return run_script(SCRIPT, "--precision", precision, "--output-dir", out, "--transcribe", audio, *flags, env=env)
 
 
-def test_hum_is_not_transcribed_at_any_precision(exported_run, tmp_path):
+def test_noise_is_not_transcribed_at_any_precision(exported_run, tmp_path):
+    out, _ = exported_run
+    path = tmp_path / "noise.wav"
+    sf.write(path, trial_audio.white_noise(5.0), 16_000)
+    result = transcribe(out, path, precision="all")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["Transcription:", "", ""] * 3
+    assert result.stderr.count("note: no speech detected") == 3
+
+
+def test_hum_and_beeps_give_no_words_at_any_precision(exported_run, tmp_path):
     out, _ = exported_run
     path = tmp_path / "hum.wav"
     sf.write(path, trial_audio.hum_and_tones(12.0), 16_000)
     result = transcribe(out, path, precision="all")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["Transcription:", "", ""] * 3
-    assert result.stderr.count("note: no speech detected") == 3
+    blocks = result.stdout.split("Transcription:\n\n")[1:]
+    assert len(blocks) == 3, result.stdout
+    for block in blocks:  # the four beeps may be captioned, never a loop, never words
+        assert not words_besides_beeps(block) and word_count(block) <= 8, result.stdout
 
 
 def test_no_fallback_shows_what_the_safeguards_remove(exported_run, tmp_path):
