@@ -2,6 +2,7 @@
 "When Whisper makes things up" section comes from this script.
 
     python benchmarks/decoding_safeguards.py short       # clean speech: front ends, WER, time per clip, fallbacks
+    python benchmarks/decoding_safeguards.py short --utterances all --skip-faster-whisper   # the large set
     python benchmarks/decoding_safeguards.py frontend    # non-speech, plain greedy: the two front ends
     python benchmarks/decoding_safeguards.py nonspeech   # noise, hum, speech + quiet noise: invented words
     python benchmarks/decoding_safeguards.py long        # over 5 minutes of real speech: loops, dropped words
@@ -242,7 +243,8 @@ def main() -> None:
     parser.add_argument("what", choices=("short", "frontend", "nonspeech", "long"))
     parser.add_argument("--model-dir", type=Path, default=REPO / "whisper_model_dir")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WHISPER_LAB_THREADS") or 2))
-    parser.add_argument("--utterances", type=int, default=30, help="short: size of the test set")
+    parser.add_argument("--utterances", type=lambda t: t if t == "all" else int(t), default=30,
+                        help="short: size of the test set, or 'all' for the large set (362 utterances)")
     parser.add_argument("--repeats", type=int, default=1, help="short: rounds over the test set")
     parser.add_argument("--precisions", nargs="*", default=["fp32", "int8"], help="short, frontend, long")
     parser.add_argument("--min-seconds", type=float, default=330.0, help="long: length of the recording")

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..export.onnx_export import set_metadata
 from ..onnx_files import ExportedPair
+from ..transcribe.logit_rules import apply_rules
 from .byte_table import padded_table, text_nodes, token_bytes
 from .front_end import ENCODER_INPUT_PADDING, log_mel_nodes
 from .greedy_loop import loop_nodes, rename_graph, suppression_masks
@@ -100,7 +101,7 @@ def build_end2end(whisper, pair: ExportedPair, origin: Origin):
     # The decoding loop.
     g.scope = "decoding"
     vocab = int(decoder_model.graph.output[0].type.tensor_type.shape.dim[2].dim_value)  # logits (batch, n, vocab)
-    masks = suppression_masks(lambda logits, generated: whisper._allowed(logits, generated, False), vocab)
+    masks = suppression_masks(lambda logits, generated: apply_rules(logits, generated, whisper.token_ids, False), vocab)
     generated = loop_nodes(g, decoder_model.graph, spec, prompt, cross_kv, masks, no_speech_token(whisper.tokenizer),
                            {"sum_logprob": "decoding.sum_logprob", "no_speech_prob": "no_speech_prob",
                             "tokens": "decoding.generated"})  # fmt: skip

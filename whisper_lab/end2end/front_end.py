@@ -21,21 +21,22 @@ computes them fast and to within 1e-5 of numpy:
 Two ways to fill the window up to 30 s exist, and the switch below picks one:
 
     "audio"  pad the *audio* with silence to 30 s, then compute the log-mel
-             (Hugging Face's WhisperFeatureExtractor; the lab's two-graph path today)
+             (Hugging Face's WhisperFeatureExtractor, so script 02)
     "mel"    compute the log-mel of the clip, then pad the *mel* with zeros to
-             3000 frames (openai/whisper: `pad_or_trim` of the mel in `transcribe()`)
+             3000 frames (openai/whisper: `pad_or_trim` of the mel in `transcribe()`;
+             the lab's two-graph path, `audio/log_mel.py: encoder_input`)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..audio.log_mel import HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, log_mel_spectrogram, mel_filters
+from ..audio.log_mel import HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, encoder_input, log_mel_spectrogram, mel_filters
 from .nodes import IR_VERSION, OPSET, Nodes, i64
 
 # The one switch: how the in-graph front end fills a clip shorter than 30 s.
 # It must match what the two-graph path feeds its encoder (see numpy_features).
-ENCODER_INPUT_PADDING = "audio"
+ENCODER_INPUT_PADDING = "mel"
 PADDING_MODES = ("audio", "mel")
 
 N_BINS = N_FFT // 2 + 1  # 201 frequencies of a 400-point real FFT
@@ -58,10 +59,8 @@ def numpy_features(audio: np.ndarray, padding: str = ENCODER_INPUT_PADDING, n_me
     audio = np.asarray(audio, dtype=np.float32)[:N_SAMPLES]
     if padding == "audio":
         return log_mel_spectrogram(audio, n_mels)
-    if padding == "mel":  # as openai/whisper transcribe(): log-mel of clip + 30 s of zeros, first frames
-        mel = log_mel_spectrogram(np.pad(audio, (0, N_SAMPLES)), n_mels, pad_to=None)
-        content_frames = len(audio) // HOP_LENGTH
-        return np.pad(mel[:, :content_frames], ((0, 0), (0, N_FRAMES - content_frames)))
+    if padding == "mel":  # as openai/whisper transcribe(): the clip's log-mel, zero-padded to 3000 frames
+        return encoder_input(audio, n_mels)
     raise ValueError(f"unknown padding {padding!r}; one of {PADDING_MODES}")
 
 
