@@ -144,6 +144,7 @@ def test_noise_gives_an_empty_transcript_and_a_note(tmp_path):
     assert len(notes) == 1 and "no speech detected" in notes[0]
 
 
+@pytest.mark.slow  # PyTorch's plain greedy runs to the token limit on the hum
 def test_safeguards_in_generate_against_plain_greedy(hf_whisper):
     """What --no-fallback shows: plain greedy invents text for noise and hum; the defaults write nothing."""
     for audio in (trial_audio.white_noise(5.0), trial_audio.hum_and_tones(12.0)):
