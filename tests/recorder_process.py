@@ -77,6 +77,19 @@ class Recorder:
                 self.proc.wait()
 
 
+START_SECONDS = 60  # only a wait for the server to come up: generous, for a machine shared with other work
+
+
+def started(recorder: Recorder) -> Recorder:
+    """Wait until the recorder says it is serving; one that did not come up is not left running."""
+    try:
+        recorder.expect(r"^Press Ctrl\+C to stop", timeout=START_SECONDS)
+    except BaseException:
+        recorder.stop()
+        raise
+    return recorder
+
+
 def this_machines_address() -> str | None:
     """An address of this machine other than loopback (the VM's own IP), or None if it has none.
 

@@ -19,13 +19,13 @@ from recorder_process import (
     api_client,
     free_port,
     save_through_api,
+    started,
     this_machines_address,
     upload,
 )
 
 from whisper_lab.audio.speech_data import JFK
 
-START_SECONDS = 60
 USER = "lab"
 
 
@@ -40,11 +40,7 @@ def vm_address() -> str:
 def start(tmp_path, *args: str) -> tuple[Recorder, int]:
     port = free_port()
     recorder = Recorder("--no-share", "--port", str(port), "--output", str(tmp_path / "speech.wav"), *args)
-    try:
-        recorder.expect(r"^Press Ctrl\+C to stop", timeout=START_SECONDS)
-    except BaseException:
-        recorder.stop()  # a recorder that did not come up is not left running
-        raise
+    started(recorder)
     return recorder, port
 
 

@@ -15,20 +15,14 @@ from pathlib import Path
 
 import pytest
 from recorder_hostile_audio import jfk_file
-from recorder_process import Recorder, api_client, free_port, save_through_api
-
-START_SECONDS = 60
+from recorder_process import Recorder, api_client, free_port, save_through_api, started
 
 
 def start(tmp_path: Path, temp: Path) -> tuple[Recorder, int]:
     port = free_port()
     recorder = Recorder("--no-share", "--port", str(port), "--output", str(tmp_path / "out" / "speech.wav"),
                         env={"TMPDIR": str(temp)})
-    try:
-        recorder.expect(r"^Press Ctrl\+C to stop", timeout=START_SECONDS)
-    except BaseException:
-        recorder.stop()  # a recorder that did not come up is not left running
-        raise
+    started(recorder)
     return recorder, port
 
 
