@@ -27,6 +27,7 @@ from whisper_lab.end2end.front_end import (
 )
 from whisper_lab.end2end.session import EndToEnd
 from whisper_lab.onnx_files import onnx_pair
+from whisper_lab.transcribe.logit_rules import apply_rules
 from whisper_lab.transcribe.onnx_whisper import OnnxWhisper
 
 N_CLIPS = 30  # the lab's real English test set, as 04 uses it
@@ -162,12 +163,12 @@ def greedy_with_scores(whisper: OnnxWhisper, mel: np.ndarray, no_speech: int):
     cross_k, cross_v = whisper.encode(mel[None])
     self_k = self_v = whisper.empty_cache()
     feed, tokens, total = prompt, [], 0.0
-    for step in range(whisper.spec.n_text_ctx // 2 - len(prompt)):
+    for step in range(whisper.max_new_tokens(len(prompt))):
         logits, self_k, self_v = whisper.decoder_step([feed], self_k, self_v, cross_k, cross_v)
         if step == 0:
             at_sot = logits[0, 0].astype(np.float64)
             no_speech_prob = np.exp(at_sot[no_speech] - np.logaddexp.reduce(at_sot))
-        allowed = whisper._allowed(logits[0, -1].astype(np.float32), tokens, False).astype(np.float64)
+        allowed = apply_rules(logits[0, -1].astype(np.float32), tokens, whisper.token_ids, False).astype(np.float64)
         choice = int(np.argmax(allowed))
         total += allowed[choice] - np.logaddexp.reduce(allowed[np.isfinite(allowed)])
         if choice == whisper.spec.eot:

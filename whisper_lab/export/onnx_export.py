@@ -44,6 +44,9 @@ def whisper_metadata(model, processor, source, precision: str) -> dict[str, str]
     config, generation = model.config, model.generation_config
     tokenizer = processor.tokenizer
     token = tokenizer.convert_tokens_to_ids
+    # English-only (.en) models have the task tokens in their vocabulary but no language list:
+    # their prompt is <|startoftranscript|> alone (then <|notimestamps|>).
+    multilingual = bool(getattr(generation, "is_multilingual", True) and getattr(generation, "lang_to_id", None))
     meta = {
         "model_type": "whisper",
         "model_name": source.name,
@@ -64,15 +67,16 @@ def whisper_metadata(model, processor, source, precision: str) -> dict[str, str]
         "chunk_seconds": processor.feature_extractor.chunk_length,
         "sot": token("<|startoftranscript|>"),
         "eot": token("<|endoftext|>"),
-        "transcribe": generation.task_to_id["transcribe"],
-        "translate": generation.task_to_id["translate"],
+        "multilingual": int(multilingual),
+        "transcribe": token("<|transcribe|>"),
+        "translate": token("<|translate|>"),
         "no_timestamps": generation.no_timestamps_token_id,
         "sot_prev": token("<|startofprev|>"),
         "timestamp_begin": generation.no_timestamps_token_id + 1,
         "max_initial_timestamp_index": getattr(generation, "max_initial_timestamp_index", 50),
         "suppress_tokens": json.dumps(list(generation.suppress_tokens or [])),
         "begin_suppress_tokens": json.dumps(list(generation.begin_suppress_tokens or [])),
-        "lang_to_id": json.dumps(generation.lang_to_id),
+        "lang_to_id": json.dumps(generation.lang_to_id if multilingual else {}),
         "language_names": json.dumps(TO_LANGUAGE_CODE),
         "tokenizer_file": f"{source.name}_tokenizer.json",
     }

@@ -196,9 +196,7 @@ def validate(whisper, results: list[PrecisionResult]) -> None:
 
     log("validating against PyTorch on the sample speech ...")
     mel = log_mel_spectrogram(load_audio(JFK.path), whisper.model.config.num_mel_bins)[None]
-    generation = whisper.model.generation_config
-    prompt = [whisper.model.config.decoder_start_token_id, generation.lang_to_id["<|en|>"],
-              generation.task_to_id["transcribe"], generation.no_timestamps_token_id]  # fmt: skip
+    prompt = whisper.prompt_tokens("en", "transcribe", timestamps=False)
     reference = pytorch_reference(whisper.model, mel, prompt)
     for result in results:
         result.validation = compare_with_reference(OnnxWhisper(*result.pair), reference)
