@@ -19,7 +19,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import secrets
 import sys
 import time
@@ -38,7 +37,6 @@ from ..onnx_files import (
     decoder_input_names,
     decoder_output_names,
     external_data_threshold,
-    onnx_file_set,
     replace_onnx,
 )
 
@@ -118,12 +116,6 @@ def name_nodes_by_module(model_proto) -> None:
         seen[base] += 1
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def weight_bytes(model_proto) -> int:
     """Bytes of every tensor the graph stores (subgraphs' too): what decides one file or two."""
     from onnx.external_data_helper import _get_all_tensors
@@ -156,8 +148,9 @@ def save_onnx(model_proto, path: Path) -> None:
         onnx.save_model(model_proto, str(written), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=f"{path.name}.{secrets.token_hex(4)}.data", size_threshold=1024)  # fmt: skip
         onnx.checker.check_model(str(written))
-        for part in onnx_file_set(written):  # onnx creates side files private (0600); give them the usual rights
-            part.chmod(0o666 & ~_umask())
+        mode = written.stat().st_mode & 0o777  # the .onnx has the usual rights; onnx makes side files 0600
+        for side in data_files(written):
+            side.chmod(mode)
         replace_onnx(written, path)
 
 
