@@ -115,14 +115,7 @@ def build_random_checkpoint(target: Path, shape: WhisperShape, base_folder: Path
     its tokenizer and generation settings are the starting point of every vocabulary.
     """
     import torch
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        WhisperTokenizer,
-    )
+    import transformers as hf
 
     from .model_source import quiet_transformers
 
@@ -137,7 +130,7 @@ def build_random_checkpoint(target: Path, shape: WhisperShape, base_folder: Path
     token_ids = dict(bos_token_id=eot, eos_token_id=eot, pad_token_id=eot, decoder_start_token_id=sot,
                      suppress_tokens=shift(base_generation["suppress_tokens"]),
                      begin_suppress_tokens=shift(base_generation["begin_suppress_tokens"]))  # fmt: skip
-    config = WhisperConfig(
+    config = hf.WhisperConfig(
         vocab_size=vocab, num_mel_bins=shape.num_mel_bins, d_model=shape.d_model,
         encoder_layers=shape.encoder_layers, decoder_layers=shape.decoder_layers,
         encoder_attention_heads=shape.heads, decoder_attention_heads=shape.heads,
@@ -145,7 +138,7 @@ def build_random_checkpoint(target: Path, shape: WhisperShape, base_folder: Path
         max_source_positions=1500, max_target_positions=448, tie_word_embeddings=True, **token_ids,
     )  # fmt: skip
     torch.manual_seed(seed)
-    model = WhisperForConditionalGeneration(config).to(torch.float32).eval()  # transformers' random init
+    model = hf.WhisperForConditionalGeneration(config).to(torch.float32).eval()  # transformers' random init
 
     # English-only models know no language or task: generate() must not be given them.
     languages = {} if english_only else {t: i for t, i in ids.items() if t.strip("<|>") in _language_codes()}
@@ -157,13 +150,13 @@ def build_random_checkpoint(target: Path, shape: WhisperShape, base_folder: Path
     if not english_only:
         generation.update(lang_to_id=languages, task="transcribe",
                           task_to_id={"translate": ids["<|translate|>"], "transcribe": ids["<|transcribe|>"]})  # fmt: skip
-    model.generation_config = GenerationConfig(**generation)
+    model.generation_config = hf.GenerationConfig(**generation)
 
     with atomic_dir(target) as tmp:
         (tmp / "tokenizer.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
         specials = [t["content"] for t in tokenizer_json["added_tokens"] if t["special"]]
-        tokenizer = WhisperTokenizer(tokenizer_file=str(tmp / "tokenizer.json"), extra_special_tokens=specials)
-        processor = WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=shape.num_mel_bins),
+        tokenizer = hf.WhisperTokenizer(tokenizer_file=str(tmp / "tokenizer.json"), extra_special_tokens=specials)
+        processor = hf.WhisperProcessor(feature_extractor=hf.WhisperFeatureExtractor(feature_size=shape.num_mel_bins),
                                      tokenizer=tokenizer)  # fmt: skip
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
