@@ -9,10 +9,10 @@ What `OnnxWhisper.decode_window` does in Python, one iteration per token:
                                 ArgMax                                  -> the next token
     stops                       at <|endoftext|>, or after 224 steps (half of the 448-token context)
 
-The first iteration feeds the whole prompt (4 tokens; 2 for English-only models), the others one token;
+The first iteration feeds the whole prompt (4 tokens), the others one token;
 the decoder reads its position from the cache length, so the position travels
 with the caches. The suppression rules are the two-graph decoder's own
-(`transcribe.logit_rules.apply_rules`): without timestamps they do not depend on the logits,
+(`transcribe/logit_rules.py`): without timestamps they do not depend on the logits,
 only on whether a token was generated yet, so they become two constant masks of
 0 / -inf, one for the first step and one for the rest.
 
@@ -132,7 +132,7 @@ def loop_nodes(g: Nodes, decoder_graph, spec, prompt: str, cross_kv: dict[str, s
     body = helper.make_graph(list(decoder.node) + b.nodes, "one_decoder_step", inputs, body_outputs,
                              value_info=list(decoder.value_info))
 
-    max_steps = spec.n_text_ctx // 2  # as decode_window (OnnxWhisper.max_new_tokens): half the context
+    max_steps = min(spec.n_text_ctx // 2, spec.n_text_ctx - 4)  # as decode_window: half the context
     empty = g.const("empty_cache", np.zeros((1, n_head, 0, head_dim), dtype=np.float32))
     zero = g.const("zero", np.float32(0.0))
     g.op("Loop", g.const("max_steps", np.int64(max_steps)), g.const("true", np.array(True)), prompt,
