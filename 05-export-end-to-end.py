@@ -26,7 +26,7 @@ from whisper_lab.end2end.pipeline import PRECISIONS, build_precisions, end2end_f
 from whisper_lab.end2end.session import EndToEnd, threads_from_env
 from whisper_lab.end2end.web_server import DEFAULT_PORT
 from whisper_lab.errors import LabError, run_cli
-from whisper_lab.weights.model_source import DEFAULT_MODEL, model_name
+from whisper_lab.weights.model_source import DEFAULT_MODEL, check_whisper, model_name
 
 HERE = Path(__file__).resolve().parent
 
@@ -98,6 +98,8 @@ def serve(args) -> None:
 def main() -> None:
     args = parse_args()
     precisions = list(PRECISIONS) if args.precision == "all" else [args.precision]
+    if Path(args.model).expanduser().is_dir():  # before files of the same name are taken for its export
+        check_whisper(Path(args.model).expanduser())
     if args.clips < 1 or args.rounds < 1:
         raise LabError("--clips and --rounds need at least 1")
     if args.transcribe:

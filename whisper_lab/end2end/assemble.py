@@ -30,7 +30,7 @@ from .greedy_loop import loop_nodes, rename_graph, suppression_masks
 from .nodes import IR_VERSION, OPSET, Nodes
 
 # Bump when the graph this module builds changes, so older files are rebuilt.
-END2END_VERSION = "1"
+END2END_VERSION = "2"  # 2: the loop stops after 224 steps as the two-graph decoder does (was 220)
 INPUTS, OUTPUTS = ("audio", "language", "task"), ("tokens", "text", "no_speech_prob", "avg_logprob")
 MAX_SAMPLES = 480_000  # 30 s at 16 kHz: longer audio is cut to its first 30 s
 
@@ -92,10 +92,12 @@ def build_end2end(whisper, pair: ExportedPair, origin: Origin):
                                            outputs=[f"{kind}_{i}"], label=f"{kind}_{i}")
 
     # The prompt: <|startoftranscript|> <|language|> <|task|> <|notimestamps|>; language and task are inputs.
+    # English-only (.en) models: <|startoftranscript|> <|notimestamps|>, and the two inputs are not used.
     g.scope = "prompt"
     as_1d = g.const("one_element", np.array([1], dtype=np.int64))
-    prompt = g.op("Concat", g.const("sot", np.array([spec.sot])), g.op("Reshape", "language", as_1d),
-                  g.op("Reshape", "task", as_1d), g.const("no_timestamps", np.array([spec.no_timestamps])), axis=0)
+    language_task = [g.op("Reshape", "language", as_1d), g.op("Reshape", "task", as_1d)] if spec.multilingual else []
+    prompt = g.op("Concat", g.const("sot", np.array([spec.sot])), *language_task,
+                  g.const("no_timestamps", np.array([spec.no_timestamps])), axis=0)
     prompt = g.op("Unsqueeze", prompt, g.const("batch_axis", np.array([0], dtype=np.int64)), label="prompt")
 
     # The decoding loop.
@@ -118,7 +120,8 @@ def build_end2end(whisper, pair: ExportedPair, origin: Origin):
     g.scope = "text"
     text_nodes(g, tokens, table, lengths, "text")
 
-    defaults = [helper.make_tensor("language", TensorProto.INT64, [], [spec.lang_to_id["<|en|>"]]),
+    english = spec.lang_to_id["<|en|>"] if spec.multilingual else whisper.tokenizer.token_to_id("<|en|>")
+    defaults = [helper.make_tensor("language", TensorProto.INT64, [], [english]),
                 helper.make_tensor("task", TensorProto.INT64, [], [spec.transcribe])]
     graph = helper.make_graph(
         g.nodes, f"{spec.precision} whisper end to end",
@@ -144,8 +147,8 @@ def build_end2end(whisper, pair: ExportedPair, origin: Origin):
 
 INTERFACE = {
     "audio": "float32 [n_samples], 16 kHz mono, 1 to 480000 samples (longer: the first 30 s)",
-    "language": "int64 scalar, the language token id (default <|en|>)",
-    "task": "int64 scalar, the task token id (default <|transcribe|>)",
+    "language": "int64 scalar, the language token id (default <|en|>; English-only models ignore it)",
+    "task": "int64 scalar, the task token id (default <|transcribe|>; English-only models ignore it)",
     "tokens": "int64 [n], the text tokens without special tokens",
     "text": "uint8 [m], the transcript as UTF-8 bytes",
     "no_speech_prob": "float32 scalar, probability of <|nospeech|> at the first step",

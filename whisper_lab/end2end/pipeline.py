@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LabError
-from ..onnx_files import ExportedPair, onnx_pair, read_metadata
+from ..onnx_files import ExportedPair, onnx_pair, onnx_size, read_metadata
 from .assemble import END2END_VERSION, Origin
 from .front_end import numpy_features
 
@@ -118,7 +118,7 @@ def summary_table(results: list[Built]) -> str:
 
     rows = []
     for r in results:
-        one, pair = r.path.stat().st_size, sum(p.stat().st_size for p in r.pair)
+        one, pair = onnx_size(r.path), sum(onnx_size(p) for p in r.pair)  # side files included
         if r.sample_tokens is None:
             check = "- (kept)"
         elif r.sample_tokens == r.pair_tokens:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabError
-from ..transcribe.languages import language_token_id
+from ..transcribe.languages import check_english_only, language_token_id
 from .assemble import END2END_VERSION, MAX_SAMPLES
 
 
@@ -65,6 +65,9 @@ class EndToEnd:
         lang_to_id, names = json.loads(meta["lang_to_id"]), json.loads(meta["language_names"])
         if task not in ("transcribe", "translate"):
             raise LabError(f"unknown task {task!r}; use transcribe or translate")
+        if meta.get("multilingual", "1") == "0":  # an English-only model: its prompt has neither
+            check_english_only(language, task, meta.get("model_name", "the model"))
+            return {}
         return {"language": np.array(language_token_id(language, lang_to_id, names), dtype=np.int64),
                 "task": np.array(int(meta[task]), dtype=np.int64)}  # fmt: skip
 

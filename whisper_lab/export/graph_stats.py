@@ -19,6 +19,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..onnx_files import onnx_size
+
 MB = 1e6
 NO_MODULE = "(top level)"
 
@@ -111,7 +113,7 @@ def graph_stats(path: Path, top: int = 5) -> GraphStats:
         module_ops[module][node.op_type] += 1
     return GraphStats(
         path=Path(path),
-        size_bytes=Path(path).stat().st_size,
+        size_bytes=onnx_size(Path(path)),  # with its side file, if the weights live in one
         op_counts=Counter(node.op_type for node in model.graph.node),
         weight_bytes_by_dtype=by_dtype,
         largest_weights=weights[:top],

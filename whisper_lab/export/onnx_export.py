@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import logging
+import secrets
 import sys
 import time
 import warnings
@@ -26,14 +27,17 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import LabError
-from ..files import atomic_file
+from ..files import atomic_file, scratch_dir
 from ..onnx_files import (
     ENCODER_INPUTS,
     ENCODER_OUTPUTS,
     EXPORT_VERSION,
     ExportedPair,
+    data_files,
     decoder_input_names,
     decoder_output_names,
+    external_data_threshold,
+    replace_onnx,
 )
 
 
@@ -44,6 +48,9 @@ def whisper_metadata(model, processor, source, precision: str) -> dict[str, str]
     config, generation = model.config, model.generation_config
     tokenizer = processor.tokenizer
     token = tokenizer.convert_tokens_to_ids
+    # English-only (.en) models have the task tokens in their vocabulary but no language list:
+    # their prompt is <|startoftranscript|> alone (then <|notimestamps|>).
+    multilingual = bool(getattr(generation, "is_multilingual", True) and getattr(generation, "lang_to_id", None))
     meta = {
         "model_type": "whisper",
         "model_name": source.name,
@@ -64,15 +71,16 @@ def whisper_metadata(model, processor, source, precision: str) -> dict[str, str]
         "chunk_seconds": processor.feature_extractor.chunk_length,
         "sot": token("<|startoftranscript|>"),
         "eot": token("<|endoftext|>"),
-        "transcribe": generation.task_to_id["transcribe"],
-        "translate": generation.task_to_id["translate"],
+        "multilingual": int(multilingual),
+        "transcribe": token("<|transcribe|>"),
+        "translate": token("<|translate|>"),
         "no_timestamps": generation.no_timestamps_token_id,
         "sot_prev": token("<|startofprev|>"),
         "timestamp_begin": generation.no_timestamps_token_id + 1,
         "max_initial_timestamp_index": getattr(generation, "max_initial_timestamp_index", 50),
         "suppress_tokens": json.dumps(list(generation.suppress_tokens or [])),
         "begin_suppress_tokens": json.dumps(list(generation.begin_suppress_tokens or [])),
-        "lang_to_id": json.dumps(generation.lang_to_id),
+        "lang_to_id": json.dumps(generation.lang_to_id if multilingual else {}),
         "language_names": json.dumps(TO_LANGUAGE_CODE),
         "tokenizer_file": f"{source.name}_tokenizer.json",
     }
@@ -108,13 +116,42 @@ def name_nodes_by_module(model_proto) -> None:
         seen[base] += 1
 
 
+def weight_bytes(model_proto) -> int:
+    """Bytes of every tensor the graph stores (subgraphs' too): what decides one file or two."""
+    from onnx.external_data_helper import _get_all_tensors
+
+    return sum(tensor.ByteSize() for tensor in _get_all_tensors(model_proto))
+
+
 def save_onnx(model_proto, path: Path) -> None:
-    """Check the graph, then write it under a temporary name and rename: never a half-written .onnx."""
+    """Check the graph and write it: never a half-written .onnx, nor one beside the wrong weights.
+
+    Up to the external-data threshold (onnx_files.external_data_threshold), one file, written
+    under a temporary name and renamed. Above it the weights go to a side file (see
+    onnx_files): both are written in a private folder next to `path`, checked from disk
+    (the checker cannot hold more than 2 GiB in memory), then moved in by `replace_onnx`.
+    The proto's tensors are moved out to the side file as it is written.
+    """
     import onnx
 
-    onnx.checker.check_model(model_proto)
-    with atomic_file(path) as tmp:
-        onnx.save(model_proto, str(tmp))
+    path = Path(path)
+    if weight_bytes(model_proto) <= external_data_threshold():
+        onnx.checker.check_model(model_proto)
+        old_sides = data_files(path)  # a previous save of this file may have had a side file
+        with atomic_file(path) as tmp:
+            onnx.save(model_proto, str(tmp))
+        for side in old_sides:
+            side.unlink(missing_ok=True)
+        return
+    with scratch_dir(path.parent, path.name) as folder:
+        written = folder / path.name
+        onnx.save_model(model_proto, str(written), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=f"{path.name}.{secrets.token_hex(4)}.data", size_threshold=1024)  # fmt: skip
+        onnx.checker.check_model(str(written))
+        mode = written.stat().st_mode & 0o777  # the .onnx has the usual rights; onnx makes side files 0600
+        for side in data_files(written):
+            side.chmod(mode)
+        replace_onnx(written, path)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -25,8 +24,11 @@ from ..files import atomic_file, folder_lock, scratch_dir
 from ..onnx_files import (
     PRECISIONS,
     ExportedPair,
+    data_files,
     is_up_to_date,
+    link_onnx,
     onnx_pair,
+    replace_onnx,
     stale_reason,
     tokenizer_file,
     tokenizer_problem,
@@ -81,21 +83,13 @@ def _linked_copy(pair: ExportedPair, folder: Path) -> ExportedPair:
     model: converting from these links puts it in our scratch folder, not beside
     the real files where another run would trip over it.
     """
-    folder.mkdir(exist_ok=True)
-    linked = ExportedPair(folder / pair.encoder.name, folder / pair.decoder.name)
-    for source, link in zip(pair, linked):
-        link.unlink(missing_ok=True)
-        try:
-            os.link(source, link)
-        except OSError:
-            shutil.copyfile(source, link)
-    return linked
+    return ExportedPair(link_onnx(pair.encoder, folder), link_onnx(pair.decoder, folder))  # side files too
 
 
 def _publish(finished: ExportedPair, target: ExportedPair) -> None:
-    """Rename finished files from the scratch folder onto their real names (atomic, same file system)."""
+    """Rename finished files (and their side files) from the scratch folder onto their real names."""
     for source, dest in zip(finished, target):
-        os.replace(source, dest)
+        replace_onnx(source, dest)
 
 
 def _write_tokenizer(whisper, path: Path, force: bool) -> None:
@@ -122,9 +116,19 @@ def _leftover_patterns(name: str) -> list[re.Pattern]:
             re.compile(rf"^\.({contract}|{re.escape(tokenizer_file(Path(), name).name)})\.[a-z0-9_]{{8}}\.tmp$")]  # fmt: skip
 
 
+def _orphan_side_files(output_dir: Path, name: str) -> list[Path]:
+    """Side files of `name`'s graphs that no .onnx points at: a run killed between writing one and the switch."""
+    graphs = [p for precision in PRECISIONS for p in onnx_pair(output_dir, name, precision)]
+    graph_names = "|".join(re.escape(p.name) for p in graphs)
+    sides = [p for p in output_dir.iterdir() if re.match(rf"^({graph_names})\.[0-9a-f]{{8}}\.data$", p.name)]
+    used = {side for graph in graphs for side in data_files(graph)}
+    return [p for p in sides if p not in used]
+
+
 def remove_leftovers(output_dir: Path, name: str) -> None:
     patterns = _leftover_patterns(name)
     leftovers = [p for p in output_dir.iterdir() if p.is_file() and any(rx.match(p.name) for rx in patterns)]
+    leftovers += _orphan_side_files(output_dir, name)
     for path in leftovers:
         path.unlink(missing_ok=True)
     if leftovers:
@@ -196,9 +200,7 @@ def validate(whisper, results: list[PrecisionResult]) -> None:
 
     log("validating against PyTorch on the sample speech ...")
     mel = log_mel_spectrogram(load_audio(JFK.path), whisper.model.config.num_mel_bins)[None]
-    generation = whisper.model.generation_config
-    prompt = [whisper.model.config.decoder_start_token_id, generation.lang_to_id["<|en|>"],
-              generation.task_to_id["transcribe"], generation.no_timestamps_token_id]  # fmt: skip
+    prompt = whisper.prompt_tokens("en", "transcribe", timestamps=False)
     reference = pytorch_reference(whisper.model, mel, prompt)
     for result in results:
         result.validation = compare_with_reference(OnnxWhisper(*result.pair), reference)

@@ -40,12 +40,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..onnx_files import external_data_threshold, onnx_size
 from .onnx_export import save_onnx, set_metadata
 
 # What stays float32 in the int8 files, by layer group (see `layer_group`). The
@@ -146,7 +147,7 @@ def quantize_int8(fp32_path: Path, target: Path, *, float_groups: Iterable[str] 
     - The two encoder convolutions stay float unless `convolutions=True` (ConvInteger
       is missing from some ONNX Runtime builds, and they are ~3% of the encoder's time).
 
-    Writes `target` and nothing else but a temporary file beside it.
+    Writes `target` (and its side file, if large) and nothing else but a temporary folder beside it.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -154,12 +155,15 @@ def quantize_int8(fp32_path: Path, target: Path, *, float_groups: Iterable[str] 
     fp32 = onnx.load(str(fp32_path), load_external_data=False)
     keep = set(float_groups)
     excluded = [n.name for n in fp32.graph.node if layer_group(n.name) in keep]
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
-    os.close(fd)
+    # In a private folder: a large model's quantized copy comes with its own side file.
+    folder = Path(tempfile.mkdtemp(dir=target.parent))
+    tmp = str(folder / "quantized.onnx")
     try:
         with _quiet_quantizer():
             quantize_dynamic(
                 str(fp32_path), tmp,
+                # past protobuf's 2 GiB, the quantizer must write its result with a side file
+                use_external_data_format=onnx_size(fp32_path) > external_data_threshold(),
                 op_types_to_quantize=["MatMul"] + (["Conv"] if convolutions else []),
                 weight_type=QuantType.QInt8,
                 per_channel=per_channel,
@@ -167,9 +171,9 @@ def quantize_int8(fp32_path: Path, target: Path, *, float_groups: Iterable[str] 
                 nodes_to_exclude=excluded,
                 extra_options={"MatMulConstBOnly": not attention},
             )  # fmt: skip
-        model = _load(Path(tmp))
+        model = _load(Path(tmp))  # side file included
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
     if "token table" not in keep:
         _share_token_table(model)
     set_metadata(model, {"precision": "int8"})

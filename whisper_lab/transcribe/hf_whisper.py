@@ -21,7 +21,7 @@ import numpy as np
 from ..audio.log_mel import N_FRAMES, N_SAMPLES, SAMPLE_RATE  # one 30 s window
 from ..errors import LabError
 from ..weights.model_source import ModelSource, quiet_transformers
-from .languages import language_token_id
+from .languages import check_english_only, language_token_id
 from .options import MIN_SPEECH_SECONDS, DecodingOptions
 from .segments import NO_SPEECH_NOTE, TOO_SHORT_NOTE, Segment, Transcript, has_words
 
@@ -52,10 +52,30 @@ class HFWhisper:
             raise LabError(f"cannot load the model from {source.path} ({first_line}); {source.repair}") from exc
         return cls(model=model.eval(), processor=processor, source=source)
 
-    def language_id(self, language: str) -> int:
+    @property
+    def multilingual(self) -> bool:
+        """False for the English-only (.en) models: no language or task token in their prompt."""
+        generation = self.model.generation_config
+        return bool(getattr(generation, "is_multilingual", True) and getattr(generation, "lang_to_id", None))
+
+    def language_id(self, language: str) -> int | None:
+        """The language token of `language`; None for an English-only model (after checking it is English)."""
         from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
+        if not self.multilingual:
+            check_english_only(language, "transcribe", self.source.name)
+            return None
         return language_token_id(language, self.model.generation_config.lang_to_id, TO_LANGUAGE_CODE)
+
+    def prompt_tokens(self, language: str, task: str, timestamps: bool) -> list[int]:
+        """<|startoftranscript|> <|en|> <|transcribe|> [<|notimestamps|>]; .en models: no language, no task."""
+        generation = self.model.generation_config
+        prompt = [self.model.config.decoder_start_token_id]
+        if self.multilingual:
+            prompt += [self.language_id(language), generation.task_to_id[task]]
+        else:
+            check_english_only(language, task, self.source.name)
+        return prompt if timestamps else prompt + [generation.no_timestamps_token_id]
 
     def features(self, audio: np.ndarray):
         """Log-mel features; longer than 30 s keeps every frame (plus an attention mask) for long-form."""
@@ -93,6 +113,8 @@ class HFWhisper:
         if task not in TASKS:
             raise LabError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}")
         self.language_id(language)  # validate before the expensive part
+        if not self.multilingual:
+            check_english_only(language, task, self.source.name)
         inputs = self.features(audio) if input_features is None else {"input_features": torch.as_tensor(input_features)}
         long_form = inputs["input_features"].shape[-1] > N_FRAMES
         # long-form needs timestamps to know where to start the next window
@@ -101,7 +123,9 @@ class HFWhisper:
             kwargs["return_segments"] = True
         torch.manual_seed(options.seed)  # sampling at a temperature above 0: same audio, same text
         with torch.inference_mode():
-            out = self.model.generate(**inputs, language=language, task=task, **kwargs)
+            # an English-only model refuses a language or task: it has a single one
+            language_task = {"language": language, "task": task} if self.multilingual else {}
+            out = self.model.generate(**inputs, **language_task, **kwargs)
         if isinstance(out, dict):  # with segments
             return out["sequences"][0].tolist(), out["segments"][0]
         return out[0].tolist(), None

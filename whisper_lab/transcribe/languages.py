@@ -24,3 +24,12 @@ def language_token_id(language: str, lang_to_id: dict[str, int], names: dict[str
         shown = ", ".join(codes[:12]) + (", ..." if len(codes) > 12 else "")
         raise LabError(f"unknown language {language!r}; use a code such as {shown} ({len(codes)} in all)")
     return lang_to_id[token]
+
+
+def check_english_only(language: str, task: str, model: str) -> None:
+    """An English-only (.en) model transcribes English and nothing else: say so for anything else."""
+    if language.strip().lower() not in ("en", "english"):
+        raise LabError(f"{model} is an English-only model; it cannot take --language {language} "
+                       "(use en, or a multilingual model)")  # fmt: skip
+    if task != "transcribe":
+        raise LabError(f"{model} is an English-only model; it can only transcribe, not {task}")

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import LabError
 from ..onnx_files import EXPORT_VERSION, onnx_pair
 from .decoders import Window, sample_or_greedy
-from .languages import language_token_id
+from .languages import check_english_only, language_token_id
 from .logit_rules import TokenIds
 from .options import DecodingOptions
 from .segments import Transcript, transcribe_audio
@@ -59,6 +59,8 @@ class WhisperSpec:
     language_names: dict[str, str]
     tokenizer_file: str
     precision: str
+    model_name: str = "the model"
+    multilingual: bool = True  # False: an English-only (.en) model, whose prompt has no language or task
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> WhisperSpec:
@@ -68,7 +70,8 @@ class WhisperSpec:
                                               "max_initial_timestamp_index")}  # fmt: skip
             lists = {k: json.loads(meta[k]) for k in ("suppress_tokens", "begin_suppress_tokens",
                                                       "lang_to_id", "language_names")}  # fmt: skip
-            spec = cls(**ints, **lists, tokenizer_file=meta["tokenizer_file"], precision=meta["precision"])
+            spec = cls(**ints, **lists, tokenizer_file=meta["tokenizer_file"], precision=meta["precision"],
+                       model_name=meta.get("model_name", "the model"), multilingual=meta.get("multilingual", "1") == "1")
         except (KeyError, ValueError) as exc:
             raise LabError(f"the ONNX file lacks whisper-onnx-lab metadata ({exc}); export it with "
                            "03-export-encoder-decoder.py") from exc  # fmt: skip
@@ -188,7 +191,11 @@ class OnnxWhisper:
         if task not in TASKS:
             raise LabError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}")
         s = self.spec
-        tokens = [s.sot, language_token_id(language, s.lang_to_id, s.language_names), getattr(s, task)]
+        if s.multilingual:
+            tokens = [s.sot, language_token_id(language, s.lang_to_id, s.language_names), getattr(s, task)]
+        else:
+            check_english_only(language, task, s.model_name)
+            tokens = [s.sot]
         return tokens if timestamps else tokens + [s.no_timestamps]
 
     def prompt_with_previous(self, language: str, task: str, timestamps: bool,

@@ -74,11 +74,29 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
 
 
+def not_whisper(folder: Path) -> str | None:
+    """What kind of model a checkpoint folder holds if it is not Whisper (e.g. "bert"), else None."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None  # missing or damaged: damaged_file() and _is_checkpoint() say so
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    return None if model_type == "whisper" else str(model_type or "unknown")
+
+
 def _checked(source: ModelSource) -> ModelSource:
     if damage := damaged_file(source.path):
         path, why = damage
         raise LabError(f"{path} is damaged ({why}); {source.repair}")
+    check_whisper(source.path)
     return source
+
+
+def check_whisper(folder: Path) -> None:
+    """A LabError for a checkpoint of another architecture: the lab cuts Whisper's graphs only."""
+    if kind := not_whisper(folder):
+        raise LabError(f"{folder} holds a {kind} model, not Whisper (its config.json says model_type "
+                       f"{kind!r}); give a Whisper checkpoint, e.g. the default --model {DEFAULT_MODEL}")  # fmt: skip
 
 
 def model_name(spec: str) -> str:
