@@ -115,7 +115,11 @@ def test_same_seed_same_weights(random_checkpoints, tmp_path):
 # --- 03: export, validation, every precision ------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(CONFIGS))
+# large-v3-turbo's 32 layers make PyTorch's 224 greedy steps the longest of the three: with the slow tests
+SLOW_LAST = [pytest.param(n, marks=pytest.mark.slow) if "turbo" in n else n for n in CONFIGS]
+
+
+@pytest.mark.parametrize("name", SLOW_LAST)
 def test_fp32_equals_pytorch_and_greedy_tokens_match(name, random_checkpoints, exported, jfk_audio):
     out, tables = exported
     folder = random_checkpoints[name]
@@ -185,6 +189,7 @@ def test_02_transcribes_with_an_english_only_model(random_checkpoints):
 # --- external data: a graph and its side file, together --------------------------------------
 
 
+@pytest.mark.slow  # exports tiny twice more and compares every precision: minutes
 def test_external_data_above_the_threshold(random_checkpoints, exported, tmp_path, jfk_audio):
     """A 1 MB threshold pushes tiny's weights into side files: written, loaded, counted, checked, replaced together."""
     folder, name = random_checkpoints["whisper-tiny-random"], "whisper-tiny-random"
