@@ -19,22 +19,23 @@ def transcribe(out, audio, *flags, precision="int8", env=None):
     return run_script(SCRIPT, "--precision", precision, "--output-dir", out, "--transcribe", audio, *flags, env=env)
 
 
-def test_noise_is_not_transcribed_at_any_precision(exported_run, tmp_path):
-    out, _ = exported_run
-    path = tmp_path / "noise.wav"
-    sf.write(path, trial_audio.white_noise(5.0), 16_000)
-    result = transcribe(out, path, precision="all")
+def transcribe_at_every_precision(exported_run, tmp_path, name: str, audio):
+    """The clip saved as a 16-bit WAV, as a student would, then 03 --transcribe at fp32, fp16 and int8."""
+    path = tmp_path / f"{name}.wav"
+    sf.write(path, audio, 16_000)
+    result = transcribe(exported_run[0], path, precision="all")
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_noise_is_not_transcribed_at_any_precision(exported_run, tmp_path):
+    result = transcribe_at_every_precision(exported_run, tmp_path, "noise", trial_audio.white_noise(5.0))
     assert result.stdout.splitlines() == ["Transcription:", "", ""] * 3
     assert result.stderr.count("note: no speech detected") == 3
 
 
 def test_hum_and_beeps_give_no_words_at_any_precision(exported_run, tmp_path):
-    out, _ = exported_run
-    path = tmp_path / "hum.wav"
-    sf.write(path, trial_audio.hum_and_tones(12.0), 16_000)
-    result = transcribe(out, path, precision="all")
-    assert result.returncode == 0, result.stderr
+    result = transcribe_at_every_precision(exported_run, tmp_path, "hum", trial_audio.hum_and_tones(12.0))
     blocks = result.stdout.split("Transcription:\n\n")[1:]
     assert len(blocks) == 3, result.stdout
     for block in blocks:  # the four beeps may be captioned, never a loop, never words
