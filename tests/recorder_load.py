@@ -342,13 +342,16 @@ def _signal(pid: int, signum: int) -> None:
 
 
 def _inside(path: str, output: Path, private: list[Path]) -> bool:
-    """Written where the recorder may write: --output (or its temporary name beside it), the private folder."""
+    """Written where the recorder may write: --output (or its temporary name beside it), the private folder.
+
+    The temporary name is whisper_lab.files' `.<name>.<pid>.<random>.tmp`.
+    """
     if path in ("/dev/null", "/dev/tty") or path.startswith(("/proc/", "/dev/pts/", "pipe:", "socket:")):
         return True  # not files on disk
     candidate = Path(path)
     if candidate.parent == output.parent:
         return bool(candidate.name == output.name
-                    or re.fullmatch(rf"\.{re.escape(output.name)}\.\w+\.tmp", candidate.name))
+                    or re.fullmatch(rf"\.{re.escape(output.name)}\.\d+\.\w+\.tmp", candidate.name))
     return any(candidate.is_relative_to(folder) for folder in private)
 
 
