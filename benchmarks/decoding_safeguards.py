@@ -119,6 +119,8 @@ def short(args) -> None:
                         result = result.text
                     if round_ == 0:
                         hyps[name].append(result)
+                if (i + 1) % 50 == 0:  # the large set takes the better part of an hour per precision
+                    log(f"ONNX {precision}, round {round_ + 1}: {i + 1} of {len(audios)} clips")
         n = len(audios) * args.repeats
         wer = {name: f"{word_error_rate(refs, hyps[name]):.3f}" for name in variants}
         rows.append([f"ONNX {precision}", wer["today"], wer["zero-pad"], wer["now"],
