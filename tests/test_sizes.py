@@ -61,10 +61,17 @@ def pytorch_greedy(folder, features: np.ndarray, max_new_tokens: int) -> list[in
     """transformers' own greedy decoding of one window: the reference for the ONNX tokens."""
     whisper = HFWhisper.load(resolve_model(str(folder)), attn_implementation="eager")
     language_task = {"language": "en", "task": "transcribe"} if whisper.multilingual else {}
+    generation = whisper.model.generation_config
+    # Our decoder forbids timestamps after <|notimestamps|> (logit_rules.forbid_timestamps); transformers
+    # leaves them allowed. Trained weights never pick one there, random weights can (small's do, at every
+    # step), so the reference suppresses them too and the comparison is of the same rules.
+    no_timestamps = list(range(generation.no_timestamps_token_id + 1, whisper.model.config.vocab_size))
     with torch.inference_mode():
         out = whisper.model.generate(input_features=torch.from_numpy(features[None]), max_new_tokens=max_new_tokens,
-                                     do_sample=False, num_beams=1, return_timestamps=False, **language_task)  # fmt: skip
-    eot = whisper.model.generation_config.eos_token_id
+                                     do_sample=False, num_beams=1, return_timestamps=False,
+                                     suppress_tokens=list(generation.suppress_tokens) + no_timestamps,
+                                     **language_task)  # fmt: skip
+    eot = generation.eos_token_id
     return [t for t in out[0].tolist() if t < eot]
 
 
