@@ -26,6 +26,7 @@ from whisper_lab.audio.loading import load_audio, long_audio_note
 from whisper_lab.errors import run_cli
 from whisper_lab.export.pipeline import PRECISIONS, export_precisions, files_ready, summary_table
 from whisper_lab.transcribe.cli import add_decoding_flags, decoding_options, print_transcript
+from whisper_lab.transcribe.languages import check_prompt_of_checkpoint
 from whisper_lab.transcribe.onnx_whisper import TASKS, load_onnx_whisper
 from whisper_lab.weights.model_source import DEFAULT_MODEL, resolve_model
 
@@ -57,6 +58,7 @@ def main() -> None:
         options = decoding_options(args)
         audio = load_audio(args.transcribe)  # fail on a bad file before any long export
         source = resolve_model(args.model)
+        check_prompt_of_checkpoint(source.path, args.language, args.task, source.name)  # before a long export
         name = source.name
         # Files of another model with the same short name (another folder called whisper-base)
         # do not count: their recorded source differs, and they are exported again.

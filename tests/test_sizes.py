@@ -176,12 +176,21 @@ def test_03_transcribe_and_05_run_on_every_vocabulary(random_checkpoints, export
         assert "same" in fp32_row, result.stdout
 
 
-def test_english_only_model_refuses_another_language(random_checkpoints, exported):
+def test_english_only_model_refuses_another_language(random_checkpoints, exported, tmp_path):
     out, _ = exported
     folder = random_checkpoints["whisper-tiny.en-random"]
     result = run_script("03-export-encoder-decoder.py", "--model", folder, "--output-dir", out,
                         "--transcribe", "samples/jfk.wav", "--language", "fr")  # fmt: skip
     assert_one_line_error(result, "English-only", "--language fr")
+    # ... and before exporting anything, as a language its checkpoint lacks does for a multilingual model
+    empty = tmp_path / "empty"
+    result = run_script("03-export-encoder-decoder.py", "--model", folder, "--output-dir", empty,
+                        "--transcribe", "samples/jfk.wav", "--language", "fr")  # fmt: skip
+    assert_one_line_error(result, "English-only", "--language fr")
+    result = run_script("03-export-encoder-decoder.py", "--model", random_checkpoints["whisper-tiny-random"],
+                        "--output-dir", empty, "--transcribe", "samples/jfk.wav", "--language", "klingon")  # fmt: skip
+    assert_one_line_error(result, "unknown language 'klingon'")
+    assert not empty.exists() or not any(empty.iterdir())
     result = run_script("02-whisper-huggingface.py", "--model", folder, "--audio", "samples/jfk.wav", "--task", "translate")
     assert_one_line_error(result, "English-only", "translate")
 

@@ -33,3 +33,25 @@ def check_english_only(language: str, task: str, model: str) -> None:
                        "(use en, or a multilingual model)")  # fmt: skip
     if task != "transcribe":
         raise LabError(f"{model} is an English-only model; it can only transcribe, not {task}")
+
+
+def check_prompt_of_checkpoint(checkpoint, language: str, task: str, model: str) -> None:
+    """The same checks, read from a checkpoint folder's generation_config.json, before anything is exported.
+
+    Exporting takes minutes; a typo in --language (or French asked of a .en model)
+    should fail at once, not after. A folder without that file is checked later,
+    when the exported files are read.
+    """
+    import json
+    from pathlib import Path
+
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    try:
+        generation = json.loads((Path(checkpoint) / "generation_config.json").read_text())
+    except (OSError, ValueError):
+        return
+    if generation.get("is_multilingual", True) and generation.get("lang_to_id"):
+        language_token_id(language, generation["lang_to_id"], TO_LANGUAGE_CODE)
+    else:
+        check_english_only(language, task, model)
