@@ -155,7 +155,7 @@ def nonspeech_clips() -> list[tuple[str, np.ndarray, str]]:
 def invented(reference: str, text: str) -> str:
     """Words beyond the reference: all of them for non-speech, else the WER against the sentence."""
     if not reference:
-        return f"{word_count(text)} words"
+        return f"{word_count(text)} word{'' if word_count(text) == 1 else 's'}"
     return f"WER {word_error_rate(reference, text):.2f}, {word_count(text) - word_count(reference):+d} words"
 
 
@@ -180,19 +180,36 @@ def nonspeech(args) -> None:
     print(markdown_table(["transcriber", "clip", "before", "now", "text now"], rows, "lllll"))
 
 
+def greedy_window(whisper, mel: np.ndarray) -> tuple[str, float]:
+    """Plain greedy on one window's features: the text, and P(no speech) at the first step."""
+    from whisper_lab.transcribe.decoders import Window, decode_at_temperature
+
+    cross_k, cross_v = whisper.encode(mel[None])
+    prompt = whisper.prompt("en", "transcribe", timestamps=False)
+    window = Window(cross_k, cross_v, prompt, 0, False, whisper.max_new_tokens(len(prompt)))
+    decoded = decode_at_temperature(whisper, window, 0.0, None, 1, np.random.default_rng(0))
+    return whisper.text(decoded.tokens), decoded.no_speech_prob
+
+
 def frontend(args) -> None:
-    """Plain greedy on the non-speech clips, fed each front end: which one invents less by itself."""
+    """Plain greedy on non-speech, fed each front end: which one invents less, and which one the
+    no-speech rule (P(no speech) > 0.6) can catch."""
+    clips = nonspeech_clips()
+    clips[2:2] = [(f"hum and tones, 12 s, seed {seed}", trial_audio.hum_and_tones(12.0, seed=seed), "")
+                  for seed in range(1, 5)]  # fmt: skip
     rows = []
     for precision in args.precisions:
         whisper = onnx(args, precision)
-        for name, audio, reference in nonspeech_clips():
-            today, zero = today_greedy(whisper, audio), zero_padded_greedy(whisper, audio)
+        for name, audio, reference in clips:
+            (today, p_today), (zero, p_zero) = (greedy_window(whisper, log_mel_spectrogram(audio)),
+                                                greedy_window(whisper, encoder_input(audio)))  # fmt: skip
             rows.append([f"ONNX {precision}", name, invented(reference, today), invented(reference, zero),
-                         repr(today[:50]), repr(zero[:50])])  # fmt: skip
+                         f"{p_today:.2f}", f"{p_zero:.2f}", repr(today[:40]), repr(zero[:40])])  # fmt: skip
             log(" | ".join(rows[-1]))
-    print("Front end on non-speech, plain greedy (no safeguards): Hugging Face's padded audio vs zero-padded log-mel\n")
-    print(markdown_table(["decoder", "clip", "HF padding", "zero-padded", "text, HF padding", "text, zero-padded"],
-                         rows, "llllll"))  # fmt: skip
+    print("Front end on non-speech, plain greedy (no safeguards): Hugging Face's padded audio (HF) vs the\n"
+          "zero-padded log-mel (zeros); P(no speech) at the first step, which the safeguards compare with 0.6\n")
+    print(markdown_table(["decoder", "clip", "HF", "zeros", "P(no speech) HF", "P(no speech) zeros",
+                          "text, HF", "text, zeros"], rows, "llllrrll"))  # fmt: skip
 
 
 # --- long recording ---------------------------------------------------------------------------------
