@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+# Several tests press Ctrl-C (send SIGINT) to the scripts they start. A shell that runs pytest in the
+# background (`pytest &` in a script) starts it with SIGINT ignored, and children inherit "ignored":
+# the scripts would then never see Ctrl-C. A handler of our own is not inherited; the default is.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from whisper_lab.audio.speech_data import JFK  # noqa: E402
 
