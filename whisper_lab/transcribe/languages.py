@@ -45,13 +45,14 @@ def check_prompt_of_checkpoint(checkpoint, language: str, task: str, model: str)
     import json
     from pathlib import Path
 
-    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
-
     try:
         generation = json.loads((Path(checkpoint) / "generation_config.json").read_text())
     except (OSError, ValueError):
         return
-    if generation.get("is_multilingual", True) and generation.get("lang_to_id"):
-        language_token_id(language, generation["lang_to_id"], TO_LANGUAGE_CODE)
-    else:
-        check_english_only(language, task, model)
+    if not (generation.get("is_multilingual", True) and generation.get("lang_to_id")):
+        return check_english_only(language, task, model)
+    if f"<|{language.strip().lower()}|>" in generation["lang_to_id"]:
+        return  # a code such as "en": no need to import transformers (3 s) for its table of names
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    language_token_id(language, generation["lang_to_id"], TO_LANGUAGE_CODE)
