@@ -155,7 +155,8 @@ def nonspeech_clips() -> list[tuple[str, np.ndarray, str]]:
 def invented(reference: str, text: str) -> str:
     """Words beyond the reference: all of them for non-speech, else the WER against the sentence."""
     if not reference:
-        return f"{word_count(text)} word{'' if word_count(text) == 1 else 's'}"
+        words = word_count(text)
+        return f"{words} word{'' if words == 1 else 's'}"
     return f"WER {word_error_rate(reference, text):.2f}, {word_count(text) - word_count(reference):+d} words"
 
 
