@@ -92,11 +92,16 @@ def page(browser):
     context.close()
 
 
+# The status line's own text. Around it, while an event is running, Gradio draws its
+# progress tracker ("processing | 0.1s"), which can still be there as the new text arrives.
+STATUS_TEXT = "#status [data-testid='markdown']"
+
+
 def status_after_save(page) -> str:
     page.locator("#save").click()
     page.wait_for_function(
-        "() => /Saved|Not saved/.test(document.querySelector('#status').innerText)", timeout=30_000)
-    return page.inner_text("#status").strip()
+        f"() => /Saved|Not saved/.test(document.querySelector(\"{STATUS_TEXT}\").innerText)", timeout=30_000)
+    return page.inner_text(STATUS_TEXT).strip()
 
 
 def test_record_save_and_whisper_transcribes_it(page, browser, recorder):
