@@ -183,12 +183,7 @@ def nonspeech(args) -> None:
 
 def greedy_window(whisper, mel: np.ndarray) -> tuple[str, float]:
     """Plain greedy on one window's features: the text, and P(no speech) at the first step."""
-    from whisper_lab.transcribe.decoders import Window, decode_at_temperature
-
-    cross_k, cross_v = whisper.encode(mel[None])
-    prompt = whisper.prompt("en", "transcribe", timestamps=False)
-    window = Window(cross_k, cross_v, prompt, 0, False, whisper.max_new_tokens(len(prompt)))
-    decoded = decode_at_temperature(whisper, window, 0.0, None, 1, np.random.default_rng(0))
+    decoded = whisper.greedy_window(mel, whisper.prompt("en", "transcribe", timestamps=False), timestamps=False)
     return whisper.text(decoded.tokens), decoded.no_speech_prob
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import LabError
 from ..onnx_files import EXPORT_VERSION, onnx_pair
-from .decoders import Window, sample_or_greedy
+from .decoders import Decoded, Window, sample_or_greedy
 from .languages import check_english_only, language_token_id
 from .logit_rules import TokenIds
 from .options import DecodingOptions
@@ -223,10 +223,14 @@ class OnnxWhisper:
         <|endoftext|>. The fallback, beam search and seeking of `transcript()` build on
         the same decoder loop (decoders.py).
         """
+        return self.greedy_window(mel, prompt, timestamps).tokens
+
+    def greedy_window(self, mel: np.ndarray, prompt: list[int], timestamps: bool) -> Decoded:
+        """`decode_window` with what the safeguards read: P(no speech) and the summed log-probability."""
         cross_k, cross_v = self.encode(mel[None])
         window = Window(cross_k, cross_v, prompt, prompt.index(self.spec.sot), timestamps,
                         self.max_new_tokens(len(prompt)))  # fmt: skip
-        return sample_or_greedy(self, window)[0].tokens
+        return sample_or_greedy(self, window)[0]
 
     def text(self, tokens: list[int]) -> str:
         return self.tokenizer.decode([t for t in tokens if t < self.spec.eot]).strip()
