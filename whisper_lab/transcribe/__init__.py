@@ -11,5 +11,6 @@
     onnx_whisper  the exported ONNX pair in numpy + ONNX Runtime, no PyTorch (03 --transcribe)
     hf_whisper    the reference: transformers' generate() on PyTorch, its own safeguards (02)
     cli           the flags and the output that 02 and 03 --transcribe share
+    subtitles     the transcript as a file: txt, SubRip (.srt), WebVTT (.vtt), JSON with segments and words
     trial_audio   noise, hum, long real speech: the audio the safeguards are tested on
 """

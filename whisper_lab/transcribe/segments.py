@@ -120,7 +120,8 @@ def transcribe_audio(whisper, audio: np.ndarray, language: str, task: str, optio
     """The whole recording through the ONNX pair, with the safeguards of `options`."""
     if len(audio) < MIN_SPEECH_SECONDS * SAMPLE_RATE:
         return Transcript.empty(TOO_SHORT_NOTE)
-    timestamps = options.timestamps or len(audio) > N_SAMPLES
+    # word timestamps decode with timestamp tokens too, as OpenAI's transcribe() always does
+    timestamps = options.timestamps or options.word_timestamps or len(audio) > N_SAMPLES
     # the log-mel of the whole file at once: one loudness scale for all windows, as the reference
     mel = content_log_mel(audio, whisper.spec.n_mels)
     content_frames = mel.shape[-1]

@@ -44,7 +44,7 @@ class Word:
     word: str  # as the tokenizer writes it, with its leading space
     start: float  # seconds from the start of the recording (from the window's start inside this module)
     end: float
-    probability: float  # the decoder's mean probability of the word's tokens
+    probability: float | None  # the decoder's mean probability of the word's tokens (None: not known)
     tokens: list[int] = field(default_factory=list)
 
 
