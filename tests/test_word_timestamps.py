@@ -211,3 +211,16 @@ def test_a_bad_output_path_fails_before_any_work(tmp_path):
     assert not (tmp_path / "models").exists()
     result = run_script("02-whisper-huggingface.py", "--audio", JFK.path, "--output", tmp_path / "jfk.subtitles")
     assert_one_line_error(result, "--output-format")
+
+
+def test_04_draws_where_the_decoder_listens(attention_run, tmp_path):
+    from PIL import Image
+
+    result = run_script("04-compare-models.py", "--attention", JFK.path, "--model-dir", attention_run)
+    assert result.returncode == 0, result.stderr
+    picture = attention_run / "attention-jfk.png"
+    assert f"Wrote {picture}" in result.stdout and JFK.text in result.stdout
+    with Image.open(picture) as image:
+        assert image.format == "PNG" and image.width > 600 and image.height > 400
+    missing = run_script("04-compare-models.py", "--attention", JFK.path, "--model-dir", tmp_path)
+    assert_one_line_error(missing, "--word-timestamps")

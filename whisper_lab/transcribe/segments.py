@@ -162,8 +162,8 @@ def transcribe_audio(whisper, audio: np.ndarray, language: str, task: str, optio
             kept.append(Segment(offset + start * SECONDS_PER_TIMESTAMP, offset + end * SECONDS_PER_TIMESTAMP, text, tokens))
             all_tokens += tokens
         if options.word_timestamps and kept:
-            last_speech, _ = align_window(whisper, window.cross_k, window.cross_v, kept, frames, offset,
-                                          language, task, last_speech)  # fmt: skip
+            last_speech = align_window(whisper, window.cross_k, window.cross_v, kept, frames, offset,
+                                       language, task, last_speech)  # fmt: skip
         transcript.segments += kept
         # a high-temperature result may have gone astray: do not let it steer the next window
         if not options.condition_on_previous_text or result.temperature > 0.5:

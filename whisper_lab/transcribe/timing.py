@@ -294,14 +294,11 @@ def _fit_segment_to_words(segment, words: list[Word], last_speech: float, median
         segment.end = last.end
 
 
-def align_window(whisper, cross_k: np.ndarray, cross_v: np.ndarray, segments: list, n_frames: int, offset: float,
-                 language: str, task: str, last_speech: float) -> tuple[float, Alignment | None]:  # fmt: skip
-    """Word times for the `segments` decoded from one window (its encoder output `cross_k`, `cross_v`);
-    `whisper` is an OnnxWhisper with the attention decoder. Returns the new `last_speech` and the alignment."""
+def window_alignment(whisper, cross_k: np.ndarray, cross_v: np.ndarray, text_tokens: list[int], n_frames: int,
+                     language: str, task: str) -> Alignment:  # fmt: skip
+    """Steps 1-6 for one window: `whisper` is an OnnxWhisper with the attention decoder, `cross_k`,
+    `cross_v` the window's encoder output, `n_frames` its mel frames that hold audio."""
     eot = whisper.spec.eot
-    text_tokens = [t for segment in segments for t in segment.tokens if t < eot]
-    if not text_tokens:
-        return last_speech, None
     # OpenAI's alignment prompt: no previous text, no timestamps; <|notimestamps|> predicts the first word
     prompt = whisper.prompt(language, task, timestamps=False)
     scores, logits = whisper.alignment_scores([*prompt, *text_tokens, eot], cross_k, cross_v)
@@ -310,5 +307,14 @@ def align_window(whisper, cross_k: np.ndarray, cross_v: np.ndarray, segments: li
     def decode(tokens: list[int]) -> str:
         return whisper.tokenizer.decode(tokens, skip_special_tokens=False)
 
-    alignment = find_alignment(scores, logits, len(prompt) - 1, text_tokens, n_frames, eot, decode, code)
-    return add_word_timestamps(segments, alignment, offset, last_speech, eot), alignment
+    return find_alignment(scores, logits, len(prompt) - 1, text_tokens, n_frames, eot, decode, code)
+
+
+def align_window(whisper, cross_k: np.ndarray, cross_v: np.ndarray, segments: list, n_frames: int, offset: float,
+                 language: str, task: str, last_speech: float) -> float:  # fmt: skip
+    """Give the `segments` decoded from one window their words; returns the new `last_speech`."""
+    text_tokens = [t for segment in segments for t in segment.tokens if t < whisper.spec.eot]
+    if not text_tokens:
+        return last_speech
+    alignment = window_alignment(whisper, cross_k, cross_v, text_tokens, n_frames, language, task)
+    return add_word_timestamps(segments, alignment, offset, last_speech, whisper.spec.eot)
