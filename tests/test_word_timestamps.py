@@ -147,6 +147,7 @@ def word_starts(transcript) -> list[tuple[str, float]]:
     return [(w.word.strip(" ,.!?").lower(), w.start) for s in transcript.segments for w in s.words]
 
 
+@pytest.mark.slow  # about a minute on an idle 2-core machine (transformers and two ONNX precisions, 4 clips)
 def test_word_starts_follow_transformers_on_real_speech(attention_run, hf_whisper):
     """JFK and three LibriVox sentences: 03 fp32 and int8 against 02's word timing (same weights)."""
     onnx = {p: load_onnx_whisper(attention_run, "whisper-base", p, word_timestamps=True) for p in ("fp32", "int8")}

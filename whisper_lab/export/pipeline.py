@@ -31,6 +31,7 @@ from ..onnx_files import (
     is_up_to_date,
     link_onnx,
     onnx_pair,
+    onnx_size,
     replace_onnx,
     stale_reason,
     tokenizer_file,
@@ -276,6 +277,10 @@ def summary_table(results: list[PrecisionResult]) -> str:
     lines.append("max diff: encoder = largest |cross_k/v difference|, decoder = largest |logit difference| "
                  "on the first step, vs PyTorch fp32, on samples/jfk.wav")  # fmt: skip
     lines += [PRECISION_NOTES[r.precision] for r in results if r.precision in PRECISION_NOTES]
+    attention = [r.attention_decoder for r in results if r.attention_decoder is not None]
+    if attention:
+        lines.append("for --word-timestamps: " + ", ".join(f"{p.name} ({onnx_size(p) / 1e6:.1f} MB)" for p in attention)
+                     + ": the decoder plus one output, its alignment heads' attention")  # fmt: skip
     return "\n".join(lines)
 
 
