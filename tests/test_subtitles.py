@@ -97,20 +97,19 @@ def long_recording(tmp_path_factory):
 def test_03_subtitles_of_a_long_recording(exported_run, long_recording, tmp_path, words, fmt):
     audio, duration = long_recording
     flags = ["--word-timestamps"] if words else []
-    if fmt:
-        out = tmp_path / f"long.{fmt}"
-        result = run_script("03-export-encoder-decoder.py", "--precision", "int8", "--output-dir", exported_run[0],
-                            "--transcribe", audio, *flags, "--output", out)  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        assert result.stdout == "" and f"wrote {out}" in result.stderr
-        cues = srt_cues(out.read_text()) if fmt == "srt" else vtt_cues(out)
-        assert_playable(cues, duration)
-        assert len(cues) >= 6 and cues[-1][1] > 30  # the second window's speech is there too
-        text = " ".join(c[2] for c in cues).lower()
-        assert "fellow americans" in text and "amiable himself" in text  # the first and the last sentence
-        if words:
-            assert all(len(c[2]) <= MAX_CUE_CHARS for c in cues)
-        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left"
+    out = tmp_path / f"long.{fmt}"
+    result = run_script("03-export-encoder-decoder.py", "--precision", "int8", "--output-dir", exported_run[0],
+                        "--transcribe", audio, *flags, "--output", out)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and f"wrote {out}" in result.stderr
+    cues = srt_cues(out.read_text()) if fmt == "srt" else vtt_cues(out)
+    assert_playable(cues, duration)
+    assert len(cues) >= 6 and cues[-1][1] > 30  # the second window's speech is there too
+    text = " ".join(c[2] for c in cues).lower()
+    assert "fellow americans" in text and "amiable himself" in text  # the first and the last sentence
+    if words:
+        assert all(len(c[2]) <= MAX_CUE_CHARS for c in cues)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left"
 
 
 def test_03_stdout_formats_and_the_default_printout(exported_run):
