@@ -23,6 +23,16 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 from whisper_lab.audio.speech_data import JFK  # noqa: E402
 
 
+def pytest_report_header(config):
+    """Which kernels ran: int8 results may differ in a token between CPU kinds (and float ones in the last bits)."""
+    import onnxruntime
+
+    from whisper_lab.compare.throughput import this_cpu
+
+    return [f"cpu: {this_cpu().describe()}; {os.cpu_count()} cores",
+            f"onnxruntime {onnxruntime.__version__} ({', '.join(onnxruntime.get_available_providers())})"]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def whisper_base():
     """The default model: packaged whisper-base (or the hub cache's), converted once per machine."""

@@ -20,6 +20,7 @@ import pytest
 import soundfile as sf
 from conftest import REPO
 from end2end_files import built_end2end
+from int8_tolerance import assert_int8_close
 
 from whisper_lab.audio.loading import load_audio
 from whisper_lab.audio.speech_data import JFK
@@ -152,7 +153,8 @@ def test_the_default_int8_page_transcribes_the_sample_like_python(int8_page, bui
     assert int8_page.page.evaluate("whisperLab.model") == "whisper-base_end2end_int8.onnx"
     # int8 sums are exact, but the float parts around them differ in the last bits between the
     # WebAssembly and the native kernels, and int8 rounding can carry such a bit into a token.
-    assert result["text"] == python.text, "int8 in the browser and in Python differ on the sample speech"
+    assert_int8_close(result["tokens"], python.tokens, "the browser against Python on the sample speech")
+    assert word_error_rate(JFK.text, result["text"]) <= 0.1
     int8_page.assert_nothing_was_sent()
 
 

@@ -23,16 +23,69 @@ int8 runs ~4x float32; with plain AVX2 it takes three instructions
 (vpmaddubsw, vpmaddwd, vpaddd), and int8 runs ~2x float32 at best. The attention
 products multiply two activations and stay float32 in our int8 files, so the
 int8 encoder's floor is (linear + K/V) / int8 rate + (attention + conv) / float rate.
+
+`this_cpu()` names the instructions that decide which int8 kernel ONNX Runtime
+picks, so every figure (and every test log) can say which kind of CPU made it.
 """
 
 from __future__ import annotations
 
+import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 ROWS, INNER, COLS = 1500, 512, 2048  # one MLP product of the encoder: (1500 x 512) @ (512 x 2048)
+
+
+# The CPU features that choose ONNX Runtime's int8 (and fp16) kernels, as /proc/cpuinfo spells them.
+X86_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_int8")
+ARM_FEATURES = ("asimd", "asimddp", "i8mm", "sve", "sve2", "bf16")  # asimddp: SDOT/UDOT; i8mm: SMMLA/UMMLA
+
+
+@dataclass(frozen=True)
+class CpuKind:
+    """This machine's processor, and the features among X86_FEATURES / ARM_FEATURES it has."""
+
+    name: str
+    features: tuple[str, ...]
+
+    @property
+    def int8_kernel(self) -> str:
+        """Which int8 dot product ONNX Runtime's matrix kernels can use here, in a few words."""
+        have = set(self.features)
+        if "amx_int8" in have:
+            return "AMX tiles (int32 sums)"
+        if have & {"avx512_vnni", "avx_vnni"}:
+            return "VNNI (vpdpbusd, int32 sums)"
+        if have & {"i8mm", "asimddp"}:
+            return "ARM dot product (" + ("SMMLA" if "i8mm" in have else "SDOT") + ", int32 sums)"
+        if have & {"avx2", "avx512f"}:
+            wide = "AVX-512" if "avx512f" in have else "AVX2"
+            return f"{wide} without VNNI (vpmaddubsw, saturating int16 pair sums)"
+        return "no int8 dot-product instructions known"
+
+    def describe(self) -> str:
+        return f"{self.name}; {' '.join(self.features) or 'none of ' + ' '.join(X86_FEATURES)}; int8 by {self.int8_kernel}"
+
+
+def this_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuKind:
+    """The processor's name and its int8-relevant features, read from /proc/cpuinfo (Linux, x86-64 or ARM64)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        lines = []
+    fields = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())  # the first core's: all cores report the same
+    name = fields.get("model name") or fields.get("Hardware") or (f"ARM CPU part {fields['CPU part']}" if "CPU part" in fields else name)
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    known = X86_FEATURES if "flags" in fields else ARM_FEATURES
+    return CpuKind(name, tuple(f for f in known if f in flags))
 
 
 @dataclass
