@@ -5,6 +5,7 @@
     python 02-whisper-huggingface.py --language fr --task translate --audio interview.mp3
     python 02-whisper-huggingface.py --audio lecture.mp3 --timestamps --beam-size 5
     python 02-whisper-huggingface.py --audio noise.wav --no-fallback   # without Whisper's safeguards
+    python 02-whisper-huggingface.py --audio talk.wav --word-timestamps --output talk.srt   # subtitles
 
 Decoding uses transformers' own safeguards in `generate()` (temperature fallback,
 no-speech detection, the previous text as a prompt; see whisper_lab/transcribe/options.py).
@@ -19,9 +20,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from whisper_lab.audio.loading import load_audio, long_audio_note
+from whisper_lab.audio.loading import SAMPLE_RATE, load_audio, long_audio_note
 from whisper_lab.errors import LabError, run_cli
-from whisper_lab.transcribe.cli import add_decoding_flags, decoding_options, print_transcript
+from whisper_lab.transcribe.cli import add_decoding_flags, decoding_options, output_format, write_transcript
 from whisper_lab.transcribe.hf_whisper import TASKS, HFWhisper
 from whisper_lab.weights.model_source import DEFAULT_MODEL, resolve_model
 
@@ -45,6 +46,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     options = decoding_options(args)
+    fmt = output_format(args)  # a bad --output fails before the model loads
     if args.audio == DEFAULT_AUDIO and not DEFAULT_AUDIO.exists():
         raise LabError(f"{DEFAULT_AUDIO.name} not found: record one with 01-record-audio-app.py, "
                        "or pass a file with --audio (e.g. --audio samples/jfk.wav)")
@@ -55,8 +57,10 @@ def main() -> None:
     whisper = HFWhisper.load(source)
     if note := long_audio_note(audio):
         print(note, file=sys.stderr, flush=True)
-    transcript = whisper.transcript(audio, language=args.language, task=args.task, options=options)
-    print_transcript(transcript, args.timestamps)
+    # word timestamps: transformers' own (generate's return_token_timestamps, as its pipeline's "word")
+    transcribe = whisper.word_transcript if args.word_timestamps else whisper.transcript
+    transcript = transcribe(audio, language=args.language, task=args.task, options=options)
+    write_transcript(transcript, args, fmt, len(audio) / SAMPLE_RATE)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     python 03-export-encoder-decoder.py --precision all      # fp32, fp16 and int8
     python 03-export-encoder-decoder.py --precision int8 --transcribe speech.wav
     python 03-export-encoder-decoder.py --transcribe lecture.mp3 --timestamps --beam-size 5
+    python 03-export-encoder-decoder.py --transcribe talk.wav --word-timestamps --output talk.vtt
 
 The files land in whisper_model_dir/. Open them in Netron to see:
   encoder  log-mel -> 2 convolutions -> 6 transformer blocks -> LayerNorm
@@ -22,10 +23,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from whisper_lab.audio.loading import load_audio, long_audio_note
-from whisper_lab.errors import run_cli
+from whisper_lab.audio.loading import SAMPLE_RATE, load_audio, long_audio_note
+from whisper_lab.errors import LabError, run_cli
 from whisper_lab.export.pipeline import PRECISIONS, export_precisions, files_ready, summary_table
-from whisper_lab.transcribe.cli import add_decoding_flags, decoding_options, print_transcript
+from whisper_lab.transcribe.cli import add_decoding_flags, decoding_options, output_format, write_transcript
 from whisper_lab.transcribe.languages import check_prompt_of_checkpoint
 from whisper_lab.transcribe.onnx_whisper import TASKS, load_onnx_whisper
 from whisper_lab.weights.model_source import DEFAULT_MODEL, resolve_model
@@ -46,7 +47,7 @@ def parse_args() -> argparse.Namespace:
                         help="transcribe this file with the ONNX models of --precision (exported first if missing)")
     parser.add_argument("--language", default="en", help="spoken language for --transcribe (default: en)")
     parser.add_argument("--task", choices=TASKS, default="transcribe", help="for --transcribe")
-    add_decoding_flags(parser)  # --beam-size, --timestamps, --no-fallback: for --transcribe
+    add_decoding_flags(parser)  # --beam-size, --timestamps, --no-fallback, --word-timestamps, --output...: for --transcribe
     return parser.parse_args()
 
 
@@ -56,27 +57,35 @@ def main() -> None:
 
     if args.transcribe:
         options = decoding_options(args)
+        fmt = output_format(args)  # a bad --output fails before any long export
+        if args.output and len(precisions) > 1:
+            raise LabError("--output holds one transcript: choose one --precision (fp32, fp16 or int8)")
         audio = load_audio(args.transcribe)  # fail on a bad file before any long export
         source = resolve_model(args.model)
         check_prompt_of_checkpoint(source.path, args.language, args.task, source.name)  # before a long export
         name = source.name
         # Files of another model with the same short name (another folder called whisper-base)
         # do not count: their recorded source differs, and they are exported again.
-        missing = [p for p in precisions if args.force or not files_ready(args.output_dir, name, p, source.origin)]
+        # --word-timestamps: the decoder that also outputs its alignment heads' attention, exported once
+        attention = args.word_timestamps
+        missing = [p for p in precisions
+                   if args.force or not files_ready(args.output_dir, name, p, source.origin, attention)]  # fmt: skip
         if missing:
-            export_precisions(source, args.output_dir, missing, force=args.force)
+            export_precisions(source, args.output_dir, missing, force=args.force, attention=attention)
         if note := long_audio_note(audio):
             print(note, file=sys.stderr, flush=True)
         for precision in precisions:
-            whisper = load_onnx_whisper(args.output_dir, name, precision)
+            whisper = load_onnx_whisper(args.output_dir, name, precision, word_timestamps=attention)
             transcript = whisper.transcript(audio, language=args.language, task=args.task, options=options)
             if len(precisions) > 1:
                 print(f"[{precision}]", file=sys.stderr)
-            print_transcript(transcript, args.timestamps)
+            write_transcript(transcript, args, fmt, len(audio) / SAMPLE_RATE)
         return
 
+    if args.output or args.output_format:
+        raise LabError("--output and --output-format are for --transcribe AUDIO")
     source = resolve_model(args.model)
-    results = export_precisions(source, args.output_dir, precisions, force=args.force)
+    results = export_precisions(source, args.output_dir, precisions, force=args.force, attention=args.word_timestamps)
     print(summary_table(results))
     print(f"\nOpen the files in Netron (https://netron.app, or python 04-compare-models.py --netron FILE): "
           f"{args.output_dir}")

@@ -3,6 +3,7 @@
     python 04-compare-models.py                          # full report: whisper_model_dir/report.md + PNGs
     python 04-compare-models.py --netron whisper_model_dir/whisper-base_encoder_int8.onnx
     python 04-compare-models.py --pictures                 # Netron's drawings of the graphs: whisper_model_dir/pictures/
+    python 04-compare-models.py --attention samples/jfk.wav   # where the decoder listens: whisper_model_dir/attention-jfk.png
     python 04-compare-models.py --diff-precisions fp32 int8
     python 04-compare-models.py --diff whisper_model_dir/whisper-base_decoder.onnx whisper_model_dir/whisper-base_decoder_fp16.onnx
     python 04-compare-models.py --utterances 20 --repeats 3 --backends hf-fp32 onnx-int8
@@ -46,6 +47,10 @@ def parse_args() -> argparse.Namespace:
     mode.add_argument("--pictures", action="store_true",
                       help="draw the graph regions steps 5 and 8 talk about with Netron in a headless Chromium, "
                            "as PNGs in MODEL_DIR/pictures (needs bash install.sh --test)")
+    mode.add_argument("--attention", type=Path, metavar="AUDIO",
+                      help="draw where the decoder's alignment heads look while it writes each word of AUDIO "
+                           "(its first 30 s) over the log-mel, as MODEL_DIR/attention-<name>.png; needs "
+                           "03-export-encoder-decoder.py --word-timestamps")
     mode.add_argument("--diff", type=Path, nargs=2, metavar=("A.onnx", "B.onnx"),
                       help="structural diff of two ONNX files: op types, bytes by dtype, largest weights, attention blocks")
     mode.add_argument("--diff-precisions", nargs=2, choices=PRECISIONS, metavar=("P1", "P2"),
@@ -107,6 +112,15 @@ def pictures(args: argparse.Namespace) -> None:
         print(f"  {path.name:36} {shows[path.stem]}")
 
 
+def attention(args: argparse.Namespace) -> None:
+    from whisper_lab.explore.attention_picture import draw_attention
+
+    picture = draw_attention(args.attention, args.model_dir, model_name(args.model))
+    print(f"Transcription: {picture.text}")
+    note = " (the first 30 s window of the recording)" if picture.clipped else ""
+    print(f"Wrote {picture.path}: {picture.seconds:.1f} s of audio{note}, one row per token, the DTW path in red")
+
+
 def diff(pairs: list[tuple[Path, Path]]) -> None:
     from whisper_lab.explore.graph_diff import check_onnx_file, diff_graphs, format_diff
 
@@ -155,6 +169,8 @@ def main() -> None:
         netron(args)
     elif args.pictures:
         pictures(args)
+    elif args.attention:
+        attention(args)
     elif args.diff:
         diff([tuple(args.diff)])
     elif args.diff_precisions:

@@ -7,6 +7,11 @@ An export is a set of files in one folder, named after the model:
     whisper-base_encoder_int8.onnx   whisper-base_decoder_int8.onnx   int8
     whisper-base_tokenizer.json                                       shared by all
 
+and, only when word timestamps are asked for, a decoder that also outputs where
+its alignment heads look in the audio (`ALIGNMENT_OUTPUT`):
+
+    whisper-base_decoder_attention.onnx  _attention_fp16.onnx  _attention_int8.onnx
+
 A graph whose weights pass a size threshold (large-v3-turbo's encoder, medium's
 decoder: protobuf cannot hold more than 2 GiB in one file) keeps them in a side
 file, ONNX "external data": `whisper-medium_decoder.onnx` names
@@ -47,6 +52,20 @@ def decoder_input_names(n_layer: int) -> list[str]:
 def decoder_output_names(n_layer: int) -> list[str]:
     """logits, then each layer's grown cache: new_self_k_0..5, new_self_v_0..5."""
     return ["logits"] + [f"new_{kind}_{i}" for kind in ("self_k", "self_v") for i in range(n_layer)]
+
+
+ALIGNMENT_OUTPUT = "alignment_qk"  # the attention decoder's extra output, after the decoder's own
+
+
+def attention_decoder_output_names(n_layer: int) -> list[str]:
+    """The decoder's outputs, then the alignment heads' cross-attention scores."""
+    return decoder_output_names(n_layer) + [ALIGNMENT_OUTPUT]
+
+
+def attention_decoder_file(output_dir: Path, model_name: str, precision: str) -> Path:
+    """whisper-base_decoder_attention.onnx / whisper-base_decoder_attention_int8.onnx / ..."""
+    suffix = "" if precision == "fp32" else f"_{precision}"
+    return Path(output_dir) / f"{model_name}_decoder_attention{suffix}.onnx"
 
 
 @dataclass(frozen=True)

@@ -5,4 +5,5 @@
     netron_view     Netron served from the VM, with port-forwarding advice (04 --netron)
     netron_browser  Netron's page in headless Chromium: wait for the graph, Find, count ops, photograph
     pictures        the README's pictures: graph regions named by their nodes, drawn by Netron (04 --pictures)
+    attention_picture  where the decoder listens: alignment heads over the log-mel, DTW path (04 --attention)
 """

@@ -59,12 +59,16 @@ class Attention(nn.Module):
         self.q_proj, self.out_proj, self.n_head = hf_attention.q_proj, hf_attention.out_proj, n_head
 
     def forward(self, x, key_t, value, mask=None):
+        return self.with_scores(x, key_t, value, mask)[0]
+
+    def with_scores(self, x, key_t, value, mask=None):
+        """The attention's output and its scores before the softmax, (batch, head, n_query, n_key)."""
         head_dim = key_t.shape[-2]
         q = _split_heads(self.q_proj(x) * head_dim**-0.5, self.n_head)  # scale q first, as Whisper does
         scores = q @ key_t  # (batch, head, n_query, n_key)
         if mask is not None:
             scores = scores + mask
-        return self.out_proj(_merge_heads(scores.softmax(dim=-1) @ value))
+        return self.out_proj(_merge_heads(scores.softmax(dim=-1) @ value)), scores
 
 
 class SelfAttentionWithCache(nn.Module):
@@ -95,11 +99,13 @@ class DecoderBlock(nn.Module):
         self.mlp = nn.Sequential(hf_layer.fc1, nn.GELU(), hf_layer.fc2)
 
     def forward(self, x, k_cache, v_cache, cross_k_t, cross_v, mask):
+        """-> x, the grown self-attention cache k and v, and the cross-attention scores (batch, head, n, 1500)."""
         attended, k, v = self.self_attn(self.self_attn_layer_norm(x), k_cache, v_cache, mask)
         x = x + attended
-        x = x + self.cross_attn(self.cross_attn_layer_norm(x), cross_k_t, cross_v)
+        heard, cross_scores = self.cross_attn.with_scores(self.cross_attn_layer_norm(x), cross_k_t, cross_v)
+        x = x + heard
         x = x + self.mlp(self.mlp_layer_norm(x))
-        return x, k, v
+        return x, k, v, cross_scores
 
 
 class CrossKV(nn.Module):
@@ -153,6 +159,11 @@ class DecoderStep(nn.Module):
         self.layer_norm = decoder.layer_norm
 
     def forward(self, tokens, self_k: list, self_v: list, cross_k_t: list, cross_v: list):
+        logits, new_k, new_v, _ = self.run_layers(tokens, self_k, self_v, cross_k_t, cross_v)
+        return logits, new_k, new_v  # the cross-attention scores are not an output: the tracer drops them
+
+    def run_layers(self, tokens, self_k: list, self_v: list, cross_k_t: list, cross_v: list):
+        """logits, the grown caches, and every layer's cross-attention scores (a list, one per layer)."""
         batch, n_new = tokens.shape
         n_past = self_k[0].shape[2]
         d_model = self.token_embedding_t.shape[0]
@@ -165,10 +176,48 @@ class DecoderStep(nn.Module):
         key_positions = torch.arange(n_past + n_new, device=tokens.device)
         mask = torch.where(key_positions[None, :] > positions[:, None], float("-inf"), 0.0)
 
-        new_k, new_v = [], []
+        new_k, new_v, cross_scores = [], [], []
         for i, block in enumerate(self.layers):
-            x, k, v = block(x, self_k[i], self_v[i], cross_k_t[i], cross_v[i], mask)
+            x, k, v, scores = block(x, self_k[i], self_v[i], cross_k_t[i], cross_v[i], mask)
             new_k.append(k)
             new_v.append(v)
+            cross_scores.append(scores)
         logits = self.layer_norm(x) @ self.token_embedding_t  # (batch, n, vocab)
-        return logits, new_k, new_v
+        return logits, new_k, new_v, cross_scores
+
+
+class DecoderStepWithAlignment(DecoderStep):
+    """The same decoder step with one more output: where the alignment heads look in the audio.
+
+    A few cross-attention heads of Whisper's decoder follow the speech in time:
+    when the decoder writes a word, they attend to the 20 ms frames where that
+    word is spoken. OpenAI found them by hand for each checkpoint and lists them
+    as (layer, head) pairs (`alignment_heads` in generation_config.json); word
+    timestamps are read from their attention (transcribe/timing.py).
+
+        alignment_qk  (batch, n_alignment_heads, n_new, 1500): the scores q.k / sqrt(head_dim)
+                      of those heads before the softmax; the caller takes the softmax
+                      over the frames that hold audio only, as OpenAI's timing.py does.
+
+    It is a separate file (`..._decoder_attention.onnx`): the everyday decoder keeps
+    exactly its graph and its speed.
+    """
+
+    def __init__(self, whisper, alignment_heads: list[tuple[int, int]]):
+        super().__init__(whisper)
+        self.alignment_heads = [(int(layer), int(head)) for layer, head in alignment_heads]
+
+    def forward(self, tokens, self_k: list, self_v: list, cross_k_t: list, cross_v: list):
+        logits, new_k, new_v, cross_scores = self.run_layers(tokens, self_k, self_v, cross_k_t, cross_v)
+        alignment_qk = torch.stack([cross_scores[layer][:, head] for layer, head in self.alignment_heads], dim=1)
+        return logits, new_k, new_v, alignment_qk
+
+
+def alignment_heads_of(whisper) -> list[tuple[int, int]]:
+    """The checkpoint's (layer, head) pairs that follow the speech; without a list, every head of the
+    upper half of the decoder's layers (OpenAI's default for a checkpoint it has no list for)."""
+    heads = getattr(whisper.generation_config, "alignment_heads", None)
+    if heads:
+        return [(int(layer), int(head)) for layer, head in heads]
+    n_layer, n_head = whisper.config.decoder_layers, whisper.config.decoder_attention_heads
+    return [(layer, head) for layer in range(n_layer // 2, n_layer) for head in range(n_head)]

@@ -33,6 +33,7 @@ from ..onnx_files import (
     ENCODER_OUTPUTS,
     EXPORT_VERSION,
     ExportedPair,
+    attention_decoder_output_names,
     data_files,
     decoder_input_names,
     decoder_output_names,
@@ -185,24 +186,19 @@ def _export(module, args, input_names, output_names, dynamic_shapes):
     return program.model_proto
 
 
-def export_fp32(model, processor, source, pair: ExportedPair, log=print) -> dict[str, float]:
-    """Export encoder and decoder of `model` (float32, eager attention) to `pair`; returns seconds per file."""
+def _decoder_example(config):
+    """The `batch` axis, example inputs of a decoder step and the axes that stay symbolic.
+
+    Example inputs only fix rank and dtype; the axes named here stay symbolic. Each input
+    must be a distinct tensor: the tracer treats one tensor passed twice as one input.
+    """
     import torch
 
-    from .modules import DecoderStep, EncoderWithCrossKV
-
-    metadata = whisper_metadata(model, processor, source, "fp32")
-    config = model.config
     n_layer, n_head = config.decoder_layers, config.decoder_attention_heads
     head_dim, n_audio = config.d_model // n_head, config.max_source_positions
     batch = torch.export.Dim("batch", min=1, max=64)
     n_new = torch.export.Dim("n_new", min=1, max=config.max_target_positions)
     n_past = torch.export.Dim("n_past", min=0, max=config.max_target_positions)
-    encoder, decoder = EncoderWithCrossKV(model).eval(), DecoderStep(model).eval()
-
-    # Example inputs only fix rank and dtype; the axes named above stay symbolic. Each input
-    # must be a distinct tensor: the tracer treats one tensor passed twice as one input.
-    mel = torch.randn(2, config.num_mel_bins, 2 * n_audio)
     tokens = torch.tensor([[50258, 50259, 50359], [50258, 50259, 50359]])
 
     def per_layer(*shape):
@@ -211,11 +207,26 @@ def export_fp32(model, processor, source, pair: ExportedPair, log=print) -> dict
     caches = (per_layer(2, n_head, 2, head_dim), per_layer(2, n_head, 2, head_dim),
               per_layer(2, n_head, head_dim, n_audio), per_layer(2, n_head, n_audio, head_dim))  # fmt: skip
     self_axes, cross_axes = {0: batch, 2: n_past}, {0: batch}
+    axes = {"tokens": {0: batch, 1: n_new}, "self_k": [self_axes] * n_layer, "self_v": [self_axes] * n_layer,
+            "cross_k_t": [cross_axes] * n_layer, "cross_v": [cross_axes] * n_layer}  # fmt: skip
+    return batch, (tokens, *caches), axes
+
+
+def export_fp32(model, processor, source, pair: ExportedPair, log=print) -> dict[str, float]:
+    """Export encoder and decoder of `model` (float32, eager attention) to `pair`; returns seconds per file."""
+    import torch
+
+    from .modules import DecoderStep, EncoderWithCrossKV
+
+    metadata = whisper_metadata(model, processor, source, "fp32")
+    config = model.config
+    n_layer = config.decoder_layers
+    encoder, decoder = EncoderWithCrossKV(model).eval(), DecoderStep(model).eval()
+    batch, decoder_args, decoder_axes = _decoder_example(config)
+    mel = torch.randn(2, config.num_mel_bins, 2 * config.max_source_positions)
     jobs = [
         (pair.encoder, encoder, (mel,), ENCODER_INPUTS, ENCODER_OUTPUTS, {"mel": {0: batch}}),
-        (pair.decoder, decoder, (tokens, *caches), decoder_input_names(n_layer), decoder_output_names(n_layer),
-         {"tokens": {0: batch, 1: n_new}, "self_k": [self_axes] * n_layer, "self_v": [self_axes] * n_layer,
-          "cross_k_t": [cross_axes] * n_layer, "cross_v": [cross_axes] * n_layer}),
+        (pair.decoder, decoder, decoder_args, decoder_input_names(n_layer), decoder_output_names(n_layer), decoder_axes),
     ]  # fmt: skip
     seconds = {}
     for path, module, args, inputs, outputs, dynamic in jobs:
@@ -231,3 +242,31 @@ def export_fp32(model, processor, source, pair: ExportedPair, log=print) -> dict
         save_onnx(proto, path)
         seconds[path.name] = time.perf_counter() - start
     return seconds
+
+
+def export_attention_decoder(model, processor, source, path: Path, log=print) -> float:
+    """Export the decoder variant that also outputs its alignment heads' attention (modules.py); returns seconds.
+
+    Same inputs and outputs as the decoder, plus `alignment_qk`; its metadata names the
+    heads, so the runtime knows which rows it reads (transcribe/timing.py).
+    """
+    from .modules import DecoderStepWithAlignment, alignment_heads_of
+
+    n_layer = model.config.decoder_layers
+    heads = alignment_heads_of(model)
+    metadata = whisper_metadata(model, processor, source, "fp32")
+    metadata.update(variant="attention", alignment_heads=json.dumps(heads))
+    _, args, dynamic = _decoder_example(model.config)
+    log(f"  exporting {path.name} (the decoder + its alignment heads' attention) with torch.onnx (dynamo) ...")
+    start = time.perf_counter()
+    module = DecoderStepWithAlignment(model, heads).eval()
+    try:
+        proto = _export(module, args, decoder_input_names(n_layer),
+                        attention_decoder_output_names(n_layer), dynamic)  # fmt: skip
+    except Exception as exc:
+        raise LabError(f"torch.onnx.export failed for {path.name}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    name_nodes_by_module(proto)
+    set_metadata(proto, metadata)
+    proto.doc_string = f"{source.name} decoder with alignment-head attention (whisper-onnx-lab)"
+    save_onnx(proto, path)
+    return time.perf_counter() - start

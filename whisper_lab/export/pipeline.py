@@ -2,7 +2,9 @@
 
 fp16 and int8 are derived from the fp32 files (not from PyTorch), so fp32 is
 always exported first. Files that are already up to date (same export code,
-same source weights) are kept unless `force` is set.
+same source weights) are kept unless `force` is set. With `attention`, each
+precision also gets the decoder that outputs its alignment heads' attention
+(`..._decoder_attention.onnx`, for word timestamps), made the same way.
 
 Runs on one output folder take turns (a lock file), and each works in its own
 scratch folder inside it; finished files are renamed into place, so whatever
@@ -24,17 +26,19 @@ from ..files import atomic_file, folder_lock, scratch_dir
 from ..onnx_files import (
     PRECISIONS,
     ExportedPair,
+    attention_decoder_file,
     data_files,
     is_up_to_date,
     link_onnx,
     onnx_pair,
+    onnx_size,
     replace_onnx,
     stale_reason,
     tokenizer_file,
     tokenizer_problem,
 )
 from .graph_stats import GraphStats, graph_stats, op_changes
-from .onnx_export import export_fp32
+from .onnx_export import export_attention_decoder, export_fp32
 from .validate import FP32_TOLERANCE, Validation, compare_with_reference, pytorch_reference
 
 
@@ -49,6 +53,7 @@ class PrecisionResult:
     seconds: float | None  # None: the files were already up to date
     validation: Validation | None = None
     stats: dict[str, GraphStats] = field(default_factory=dict)  # "encoder"/"decoder" -> stats
+    attention_decoder: Path | None = None  # the decoder variant with the alignment heads' attention, if asked for
 
 
 def ensure_writable(folder: Path) -> None:
@@ -109,8 +114,14 @@ def _write_tokenizer(whisper, path: Path, force: bool) -> None:
 
 # What older versions of this exporter could leave behind when interrupted: the int8
 # quantizer's scratch files and temporary names without a PID. Removed under the lock.
+def _graph_files(folder: Path, name: str) -> list[Path]:
+    """Every graph an export of `name` may write into `folder`: the pairs and the attention decoders."""
+    return [p for precision in PRECISIONS
+            for p in (*onnx_pair(folder, name, precision), attention_decoder_file(folder, name, precision))]  # fmt: skip
+
+
 def _leftover_patterns(name: str) -> list[re.Pattern]:
-    contract = "|".join(re.escape(p.name) for precision in PRECISIONS for p in onnx_pair(Path(), name, precision))
+    contract = "|".join(re.escape(p.name) for p in _graph_files(Path(), name))
     return [re.compile(r"^tmp[a-z0-9_]{8}\.onnx$"),
             re.compile(rf"^{re.escape(name)}_(encoder|decoder)-inferred\.onnx$"),
             re.compile(rf"^\.({contract}|{re.escape(tokenizer_file(Path(), name).name)})\.[a-z0-9_]{{8}}\.tmp$")]  # fmt: skip
@@ -118,7 +129,7 @@ def _leftover_patterns(name: str) -> list[re.Pattern]:
 
 def _orphan_side_files(output_dir: Path, name: str) -> list[Path]:
     """Side files of `name`'s graphs that no .onnx points at: a run killed between writing one and the switch."""
-    graphs = [p for precision in PRECISIONS for p in onnx_pair(output_dir, name, precision)]
+    graphs = _graph_files(output_dir, name)
     graph_names = "|".join(re.escape(p.name) for p in graphs)
     sides = [p for p in output_dir.iterdir() if re.match(rf"^({graph_names})\.[0-9a-f]{{8}}\.data$", p.name)]
     used = {side for graph in graphs for side in data_files(graph)}
@@ -135,8 +146,11 @@ def remove_leftovers(output_dir: Path, name: str) -> None:
         log(f"removed what an interrupted export left in {output_dir}: {', '.join(p.name for p in leftovers)}")
 
 
-def export_precisions(source, output_dir: Path, precisions: list[str], force: bool = False) -> list[PrecisionResult]:
+def export_precisions(source, output_dir: Path, precisions: list[str], force: bool = False,
+                      attention: bool = False) -> list[PrecisionResult]:  # fmt: skip
     """Export (or reuse) fp32, then the requested smaller precisions; returns one result per precision.
+
+    `attention`: also the attention decoder of each precision (for word timestamps).
 
     One run at a time per output folder (a second one waits), and everything not
     finished lives in the run's private scratch folder: a run that is killed at
@@ -150,10 +164,11 @@ def export_precisions(source, output_dir: Path, precisions: list[str], force: bo
 
     with folder_lock(output_dir, on_wait=waiting), scratch_dir(output_dir, "export") as scratch:
         remove_leftovers(output_dir, source.name)
-        return _export(source, output_dir, scratch, precisions, force)
+        return _export(source, output_dir, scratch, precisions, force, attention)
 
 
-def _export(source, output_dir: Path, scratch: Path, precisions: list[str], force: bool) -> list[PrecisionResult]:
+def _export(source, output_dir: Path, scratch: Path, precisions: list[str], force: bool,
+            attention: bool = False) -> list[PrecisionResult]:  # fmt: skip
     from ..transcribe.hf_whisper import HFWhisper
 
     wanted = ["fp32"] + [p for p in precisions if p != "fp32"]
@@ -186,9 +201,32 @@ def _export(source, output_dir: Path, scratch: Path, precisions: list[str], forc
         else:
             log(f"[{precision}] up to date, kept (use --force to export again)")
         results.append(PrecisionResult(precision, pairs[precision], seconds))
+    if attention:
+        _export_attention_decoders(whisper, source, output_dir, scratch, results, force or "fp32" in stale)
 
     validate(whisper, results)
     return results
+
+
+def _export_attention_decoders(whisper, source, output_dir: Path, scratch: Path, results: list[PrecisionResult],
+                               force: bool) -> None:  # fmt: skip
+    """The decoder with its alignment heads' attention, for each precision of `results` (fp32 first)."""
+    for result in results:
+        target = attention_decoder_file(output_dir, source.name, result.precision)
+        result.attention_decoder = target
+        if not force and stale_reason(target, source.origin) is None:
+            log(f"[{result.precision}] {target.name} up to date, kept")
+            continue
+        log(f"[{result.precision}] {target.name}: {'exporting from PyTorch' if result.precision == 'fp32' else 'converting'}")
+        finished = attention_decoder_file(scratch, source.name, result.precision)
+        if result.precision == "fp32":
+            export_attention_decoder(whisper.model, whisper.processor, source, finished, log=log)
+        else:
+            from .precision import convert_fp16, quantize_int8
+
+            fp32 = link_onnx(attention_decoder_file(output_dir, source.name, "fp32"), scratch / "fp32-attention")
+            (convert_fp16 if result.precision == "fp16" else quantize_int8)(fp32, finished)
+        replace_onnx(finished, target)
 
 
 def validate(whisper, results: list[PrecisionResult]) -> None:
@@ -205,6 +243,13 @@ def validate(whisper, results: list[PrecisionResult]) -> None:
     for result in results:
         result.validation = compare_with_reference(OnnxWhisper(*result.pair), reference)
         result.stats = {"encoder": graph_stats(result.pair.encoder), "decoder": graph_stats(result.pair.decoder)}
+        if result.attention_decoder is not None:
+            # the same decoder with one more output: its logits must be the plain decoder's
+            check = compare_with_reference(OnnxWhisper(result.pair.encoder, result.attention_decoder), reference)
+            if check.logits_max_diff > 2 * result.validation.logits_max_diff + 1e-3:
+                raise LabError(f"{result.attention_decoder.name} differs from {result.pair.decoder.name} "
+                               f"({check.logits_max_diff:.1e} vs {result.validation.logits_max_diff:.1e} from "
+                               "PyTorch); this is a bug, please report it")  # fmt: skip
     worst = results[0].validation.worst_relative_diff
     if worst > FP32_TOLERANCE:
         raise LabError(f"the fp32 export differs from PyTorch by {worst:.1e} of the largest value "
@@ -232,6 +277,10 @@ def summary_table(results: list[PrecisionResult]) -> str:
     lines.append("max diff: encoder = largest |cross_k/v difference|, decoder = largest |logit difference| "
                  "on the first step, vs PyTorch fp32, on samples/jfk.wav")  # fmt: skip
     lines += [PRECISION_NOTES[r.precision] for r in results if r.precision in PRECISION_NOTES]
+    attention = [r.attention_decoder for r in results if r.attention_decoder is not None]
+    if attention:
+        lines.append("for --word-timestamps: " + ", ".join(f"{p.name} ({onnx_size(p) / 1e6:.1f} MB)" for p in attention)
+                     + ": the decoder plus one output, its alignment heads' attention")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -244,11 +293,14 @@ PRECISION_NOTES = {
 }
 
 
-def files_ready(output_dir: Path, model_name: str, precision: str, origin: str | None = None) -> bool:
-    """Both files of `precision` were written by this exporter version (from `origin`'s weights, if
-    given), and the tokenizer beside them is readable."""
-    pair = onnx_pair(output_dir, model_name, precision)
-    return all(is_up_to_date(f, origin) for f in pair) and tokenizer_problem(tokenizer_file(output_dir, model_name)) is None
+def files_ready(output_dir: Path, model_name: str, precision: str, origin: str | None = None,
+                attention: bool = False) -> bool:  # fmt: skip
+    """Both files of `precision` (and its attention decoder, if asked) were written by this exporter
+    version (from `origin`'s weights, if given), and the tokenizer beside them is readable."""
+    files = [*onnx_pair(output_dir, model_name, precision)]
+    if attention:
+        files.append(attention_decoder_file(output_dir, model_name, precision))
+    return all(is_up_to_date(f, origin) for f in files) and tokenizer_problem(tokenizer_file(output_dir, model_name)) is None
 
 
 __all__ = ["PRECISIONS", "export_precisions", "summary_table", "files_ready"]

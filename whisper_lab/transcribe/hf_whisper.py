@@ -24,6 +24,7 @@ from ..weights.model_source import ModelSource, quiet_transformers
 from .languages import check_english_only, language_token_id
 from .options import MIN_SPEECH_SECONDS, DecodingOptions
 from .segments import NO_SPEECH_NOTE, TOO_SHORT_NOTE, Segment, Transcript, has_words
+from .timing import Word
 
 TASKS = ("transcribe", "translate")
 HF_COMPRESSION_RATIO_THRESHOLD = 1.35
@@ -77,11 +78,12 @@ class HFWhisper:
             check_english_only(language, task, self.source.name)
         return prompt if timestamps else prompt + [generation.no_timestamps_token_id]
 
-    def features(self, audio: np.ndarray):
-        """Log-mel features; longer than 30 s keeps every frame (plus an attention mask) for long-form."""
+    def features(self, audio: np.ndarray, attention_mask: bool = False):
+        """Log-mel features; longer than 30 s keeps every frame (plus an attention mask) for long-form.
+        `attention_mask` also for a short clip: which frames hold audio, what word timestamps need."""
         fe = self.processor.feature_extractor
         if len(audio) <= N_SAMPLES:
-            return fe(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            return fe(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt", return_attention_mask=attention_mask)
         return fe(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt",
                   truncation=False, padding="longest", return_attention_mask=True)  # fmt: skip
 
@@ -107,7 +109,7 @@ class HFWhisper:
         instead of audio feeds the model given features, e.g. the ONNX path's (audio/log_mel.py)."""
         return self._generate(audio, language, task, options or DecodingOptions.plain_greedy(), input_features)[0]
 
-    def _generate(self, audio, language, task, options: DecodingOptions, input_features=None):
+    def _generate(self, audio, language, task, options: DecodingOptions, input_features=None, token_times=False):
         import torch
 
         if task not in TASKS:
@@ -115,19 +117,25 @@ class HFWhisper:
         self.language_id(language)  # validate before the expensive part
         if not self.multilingual:
             check_english_only(language, task, self.source.name)
-        inputs = self.features(audio) if input_features is None else {"input_features": torch.as_tensor(input_features)}
+        inputs = self.features(audio, token_times) if input_features is None else {"input_features": torch.as_tensor(input_features)}
         long_form = inputs["input_features"].shape[-1] > N_FRAMES
         # long-form needs timestamps to know where to start the next window
         kwargs = self.generate_kwargs(options, timestamps=long_form or options.timestamps)
         if kwargs["return_timestamps"]:
             kwargs["return_segments"] = True
+        if token_times:  # transformers' own word timing: each token's time from the alignment heads (DTW)
+            kwargs["return_token_timestamps"] = True
         torch.manual_seed(options.seed)  # sampling at a temperature above 0: same audio, same text
         with torch.inference_mode():
             # an English-only model refuses a language or task: it has a single one
             language_task = {"language": language, "task": task} if self.multilingual else {}
             out = self.model.generate(**inputs, **language_task, **kwargs)
-        if isinstance(out, dict):  # with segments
+        if isinstance(out, dict) and "segments" in out:  # with segments
             return out["sequences"][0].tolist(), out["segments"][0]
+        if isinstance(out, dict):  # token times of one window without timestamps: as one segment
+            tokens, times = out["sequences"][0], out["token_timestamps"][0]
+            return tokens.tolist(), [{"start": 0.0, "end": len(audio) / SAMPLE_RATE, "tokens": tokens,
+                                      "token_timestamps": times}]  # fmt: skip
         return out[0].tolist(), None
 
     def transcript(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
@@ -152,3 +160,54 @@ class HFWhisper:
     def transcribe(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
                    options: DecodingOptions | None = None) -> str:  # fmt: skip
         return self.transcript(audio, language, task, options).text
+
+
+    # --- word timestamps (02 --word-timestamps) ---------------------------------------------------
+
+    def word_transcript(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
+                        options: DecodingOptions | None = None) -> Transcript:  # fmt: skip
+        """`transcript` with a time for every word, from transformers' own token timestamps.
+
+        generate(return_token_timestamps=True) reads the alignment heads' cross-attention
+        with dynamic time warping and gives each token the time at which the next one
+        starts; the pipeline's return_timestamps="word" turns those into words, and so do
+        we, with its own grouping of tokens into words and punctuation. Decoded with timestamp
+        tokens, as OpenAI's transcribe() always is: without them transformers has no time
+        for the first token of a window.
+        """
+        from dataclasses import replace
+
+        from transformers.models.whisper.tokenization_whisper import _combine_tokens_into_words
+
+        options = replace(options or DecodingOptions(), timestamps=True, word_timestamps=True)
+        if len(audio) < MIN_SPEECH_SECONDS * SAMPLE_RATE:
+            return Transcript.empty(TOO_SHORT_NOTE)
+        tokens, hf_segments = self._generate(audio, language, task, options, token_times=True)
+        tokenizer = self.processor.tokenizer
+        text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        if not has_words(text):
+            return Transcript.empty(NO_SPEECH_NOTE)
+        eot = tokenizer.eos_token_id
+        segments = []
+        for hf in hf_segments:
+            ids, times = hf["tokens"].tolist(), hf["token_timestamps"].tolist()
+            segment_text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+            if not segment_text:
+                continue
+            segment = Segment(float(hf["start"]), float(hf["end"]), segment_text, ids)
+            text_positions = [i for i, t in enumerate(ids) if t < eot]
+            words, _, indices = _combine_tokens_into_words(tokenizer, [ids[i] for i in text_positions],
+                                                           self.word_language(language))  # fmt: skip
+            for word, positions in zip(words, indices):
+                first, last = text_positions[positions[0]], text_positions[positions[-1]]
+                start = times[first - 1] if first > 0 else float(hf["start"])  # a token ends where the next starts
+                segment.words.append(Word(word, round(start, 2), round(times[last], 2), None,
+                                          [ids[text_positions[p]] for p in positions]))  # fmt: skip
+            segments.append(segment)
+        return Transcript(text, segments)
+
+    def word_language(self, language: str) -> str:
+        """transformers' language name ("english") for its word grouping (no spaces in Chinese, ...)."""
+        from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+
+        return LANGUAGES.get(TO_LANGUAGE_CODE.get(language.lower(), language.lower()), "english")

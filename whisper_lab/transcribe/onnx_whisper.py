@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabError
-from ..onnx_files import EXPORT_VERSION, onnx_pair
+from ..onnx_files import ALIGNMENT_OUTPUT, EXPORT_VERSION, attention_decoder_file, decoder_output_names, onnx_pair
 from .decoders import Decoded, Window, sample_or_greedy
 from .languages import check_english_only, language_token_id
 from .logit_rules import TokenIds
@@ -152,6 +152,10 @@ class OnnxWhisper:
         # two special tokens the metadata does not name: the tokenizer knows them
         self.sot_prev = self._special_token("<|startofprev|>")
         self.no_speech = self._special_token("<|nospeech|>", "<|nocaptions|>")  # renamed in newer tokenizers
+        # The attention decoder (word timestamps) has one output more; each step asks for the usual ones.
+        self.step_outputs = decoder_output_names(s.n_layer)
+        meta = self.decoder.get_modelmeta().custom_metadata_map
+        self.alignment_heads = [tuple(h) for h in json.loads(meta["alignment_heads"])] if "alignment_heads" in meta else None
 
     def _special_token(self, *names: str) -> int:
         for name in names:
@@ -181,9 +185,24 @@ class OnnxWhisper:
         feeds = {"tokens": np.asarray(tokens, dtype=np.int64)}
         for kind, tensors in (("self_k", self_k), ("self_v", self_v), ("cross_k", cross_k), ("cross_v", cross_v)):
             feeds.update({f"{kind}_{i}": tensors[i] for i in range(self.spec.n_layer)})
-        logits, *caches = self.decoder.run(None, feeds)
+        logits, *caches = self.decoder.run(self.step_outputs, feeds)
         n = self.spec.n_layer
         return logits, caches[:n], caches[n:]
+
+    def alignment_scores(self, tokens: list[int], cross_k: np.ndarray,
+                         cross_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """`tokens` fed at once -> the alignment heads' cross-attention scores before the softmax,
+        (n_alignment_heads, len(tokens), 1500), and the logits (len(tokens), vocab).
+        Needs the attention decoder (word timestamps)."""
+        if self.alignment_heads is None:
+            raise LabError("word timestamps need the attention decoder: load it with word_timestamps=True "
+                           "(03-export-encoder-decoder.py --word-timestamps exports it)")  # fmt: skip
+        empty = self.empty_cache()
+        feeds = {"tokens": np.asarray([tokens], dtype=np.int64)}
+        for kind, tensors in (("self_k", empty), ("self_v", empty), ("cross_k", cross_k), ("cross_v", cross_v)):
+            feeds.update({f"{kind}_{i}": tensors[i] for i in range(self.spec.n_layer)})
+        logits, scores = self.decoder.run(["logits", ALIGNMENT_OUTPUT], feeds)
+        return scores[0], logits[0]
 
     # --- decoding ------------------------------------------------------------------------------
 
@@ -262,6 +281,10 @@ def threads_from_environment() -> int | None:
     return int(value) or None
 
 
-def load_onnx_whisper(output_dir: Path, model_name: str, precision: str, threads: int | None = None) -> OnnxWhisper:
+def load_onnx_whisper(output_dir: Path, model_name: str, precision: str, threads: int | None = None,
+                      word_timestamps: bool = False) -> OnnxWhisper:  # fmt: skip
+    """The exported pair of `precision`; with `word_timestamps`, its decoder is the attention decoder
+    (the same graph with the alignment heads' attention as one more output), which then decodes too."""
     pair = onnx_pair(Path(output_dir), model_name, precision)
-    return OnnxWhisper(pair.encoder, pair.decoder, threads=threads or threads_from_environment())
+    decoder = attention_decoder_file(Path(output_dir), model_name, precision) if word_timestamps else pair.decoder
+    return OnnxWhisper(pair.encoder, decoder, threads=threads or threads_from_environment())

@@ -37,6 +37,7 @@ class DecodingOptions:
     beam_size: int | None = None  # None: greedy at temperature 0; N: beam search with N beams
     best_of: int = 5  # candidates sampled at each temperature above 0; the likeliest is kept
     timestamps: bool = False  # segments with start and end times (always used beyond 30 s)
+    word_timestamps: bool = False  # a start and end time for every word (transcribe/timing.py)
     seed: int = 0  # of the sampling generator: the same audio gives the same text
 
     @classmethod

@@ -13,6 +13,8 @@ OpenAI's `transcribe()` loop, over our ONNX decoder:
 
 Clips up to 30 s without `--timestamps` are one window decoded without
 timestamp tokens, as script 02 does: one segment from 0 to the clip's end.
+With word timestamps, each window's text is aligned to its audio once it is
+decoded (timing.py); the words never change the text or the seeking.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..audio.log_mel import (
 from .decoders import Window, decode_at_temperature
 from .options import MIN_SPEECH_SECONDS, DecodingOptions
 from .safeguards import WindowResult, decode_with_fallback, is_silence
+from .timing import Word, align_window
 
 FRAMES_PER_TIMESTAMP = 2  # the encoder halves 3000 mel frames to 1500 positions: one timestamp step is 20 ms
 SECONDS_PER_TIMESTAMP = FRAMES_PER_TIMESTAMP * HOP_LENGTH / SAMPLE_RATE  # 0.02
@@ -46,6 +49,7 @@ class Segment:
     end: float
     text: str
     tokens: list[int]
+    words: list[Word] = field(default_factory=list)  # with word timestamps only
 
 
 @dataclass
@@ -116,7 +120,8 @@ def transcribe_audio(whisper, audio: np.ndarray, language: str, task: str, optio
     """The whole recording through the ONNX pair, with the safeguards of `options`."""
     if len(audio) < MIN_SPEECH_SECONDS * SAMPLE_RATE:
         return Transcript.empty(TOO_SHORT_NOTE)
-    timestamps = options.timestamps or len(audio) > N_SAMPLES
+    # word timestamps decode with timestamp tokens too, as OpenAI's transcribe() always does
+    timestamps = options.timestamps or options.word_timestamps or len(audio) > N_SAMPLES
     # the log-mel of the whole file at once: one loudness scale for all windows, as the reference
     mel = content_log_mel(audio, whisper.spec.n_mels)
     content_frames = mel.shape[-1]
@@ -125,6 +130,7 @@ def transcribe_audio(whisper, audio: np.ndarray, language: str, task: str, optio
     all_tokens: list[int] = []
     prompt_from = 0  # the previous text starts here in all_tokens
     seek = 0
+    last_speech = 0.0  # where the last aligned word ended (word timestamps)
     while seek < content_frames:
         frames = min(N_FRAMES, content_frames - seek)
         cross_k, cross_v = whisper.encode(pad_frames(mel[:, seek : seek + frames])[None])
@@ -148,13 +154,17 @@ def transcribe_audio(whisper, audio: np.ndarray, language: str, task: str, optio
             pieces, advance = split_segments(result.tokens, whisper.spec.timestamp_begin, frames)
         else:
             pieces, advance = [(0, round(frames / FRAMES_PER_TIMESTAMP), result.tokens)], frames
+        kept = []
         for start, end, tokens in pieces:
             text = whisper.text(tokens)
             if start == end and timestamps or not text:
                 continue  # an instantaneous or empty segment is no text (the reference drops it too)
-            transcript.segments.append(Segment(offset + start * SECONDS_PER_TIMESTAMP,
-                                               offset + end * SECONDS_PER_TIMESTAMP, text, tokens))  # fmt: skip
+            kept.append(Segment(offset + start * SECONDS_PER_TIMESTAMP, offset + end * SECONDS_PER_TIMESTAMP, text, tokens))
             all_tokens += tokens
+        if options.word_timestamps and kept:
+            last_speech = align_window(whisper, window.cross_k, window.cross_v, kept, frames, offset,
+                                       language, task, last_speech)  # fmt: skip
+        transcript.segments += kept
         # a high-temperature result may have gone astray: do not let it steer the next window
         if not options.condition_on_previous_text or result.temperature > 0.5:
             prompt_from = len(all_tokens)
