@@ -58,17 +58,17 @@ class Attention(nn.Module):
         super().__init__()
         self.q_proj, self.out_proj, self.n_head = hf_attention.q_proj, hf_attention.out_proj, n_head
 
-    def forward(self, x, key_t, value, mask=None):
-        return self.with_scores(x, key_t, value, mask)[0]
-
-    def with_scores(self, x, key_t, value, mask=None):
-        """The attention's output and its scores before the softmax, (batch, head, n_query, n_key)."""
+    def forward(self, x, key_t, value, mask=None, return_scores=False):
+        """The attention's output; with return_scores, also its scores before the softmax,
+        (batch, head, n_query, n_key). Called through the module (not a second method) so the
+        exporter names its nodes under the module's scope (/layers.2/cross_attn/...)."""
         head_dim = key_t.shape[-2]
         q = _split_heads(self.q_proj(x) * head_dim**-0.5, self.n_head)  # scale q first, as Whisper does
         scores = q @ key_t  # (batch, head, n_query, n_key)
         if mask is not None:
             scores = scores + mask
-        return self.out_proj(_merge_heads(scores.softmax(dim=-1) @ value)), scores
+        attended = self.out_proj(_merge_heads(scores.softmax(dim=-1) @ value))
+        return (attended, scores) if return_scores else attended
 
 
 class SelfAttentionWithCache(nn.Module):
@@ -102,7 +102,7 @@ class DecoderBlock(nn.Module):
         """-> x, the grown self-attention cache k and v, and the cross-attention scores (batch, head, n, 1500)."""
         attended, k, v = self.self_attn(self.self_attn_layer_norm(x), k_cache, v_cache, mask)
         x = x + attended
-        heard, cross_scores = self.cross_attn.with_scores(self.cross_attn_layer_norm(x), cross_k_t, cross_v)
+        heard, cross_scores = self.cross_attn(self.cross_attn_layer_norm(x), cross_k_t, cross_v, return_scores=True)
         x = x + heard
         x = x + self.mlp(self.mlp_layer_norm(x))
         return x, k, v, cross_scores
