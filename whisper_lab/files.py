@@ -37,10 +37,34 @@ LOCK_NAME = ".whisper-onnx-lab.lock"
 _TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+\.tmp$")
 
 
-def _umask() -> int:
+def _read_umask() -> int | None:
+    """The process's umask, read without changing it (Linux shows it in /proc since 4.7)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _umask_by_setting() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# os.umask can only be read by setting it, and the umask is the whole process's: setting it to 0
+# for a moment, while another thread (the recorder's server) creates a file, would make that
+# file world-writable. So read it from /proc; without /proc, read it once here, at import.
+_UMASK_AT_IMPORT = _read_umask()
+if _UMASK_AT_IMPORT is None:
+    _UMASK_AT_IMPORT = _umask_by_setting()
+
+
+def _umask() -> int:
+    mask = _read_umask()
+    return _UMASK_AT_IMPORT if mask is None else mask
 
 
 def _temp_prefix(name: str) -> str:
