@@ -15,7 +15,7 @@ from recorder_hostile_audio import jfk_file, truncated
 from whisper_lab.audio.speech_data import JFK
 from whisper_lab.errors import LabError
 from whisper_lab.recorder.mel_figure import N_FRAMES, N_MELS, encoder_input, plot_encoder_input
-from whisper_lab.recorder.recording import MAX_SECONDS, save_recording
+from whisper_lab.recorder.recording import KEEP_COPIES, MAX_SECONDS, save_recording
 
 JFK_WAV = JFK.path  # 11 s of speech, 16 kHz mono int16
 JFK_SECONDS = 11.0
@@ -144,6 +144,18 @@ def test_a_recording_just_under_the_limit_is_saved(tmp_path, jfk_int16):
     speech = np.resize(as_float(jfk_int16), seconds * 16_000)
     saved = save_recording((16_000, speech), tmp_path / "long.wav")
     assert sf.info(saved.path).duration == pytest.approx(seconds)
+
+
+def test_the_private_copies_stay_bounded_over_a_class(tmp_path, jfk_int16):
+    copies = tmp_path / "saved"
+    copies.mkdir()
+    saves = [save_recording((16_000, jfk_int16[: 16_000 * (1 + i % 3)]), tmp_path / "speech.wav", copy_folder=copies)
+             for i in range(KEEP_COPIES + 7)]  # fmt: skip
+    left = sorted(copies.iterdir())
+    assert len(left) == KEEP_COPIES
+    assert all(s.copy.exists() for s in saves[-KEEP_COPIES:])  # the newest pages can still download theirs
+    assert not any(s.copy.exists() for s in saves[:7])
+    assert (tmp_path / "speech.wav").read_bytes() == saves[-1].copy.read_bytes()
 
 
 def test_clipping_and_quiet_speech_are_pointed_out(tmp_path, jfk_int16):

@@ -127,7 +127,9 @@ def build_app(output: Path, port: int, private_dir: Path):
         audio = load_audio(saved_path)  # read back what 02 will read, not what we meant to write
         return plot_encoder_input(encoder_input(audio), speech_seconds=len(audio) / SAMPLE_RATE)
 
-    with gr.Blocks(title="Whisper lab: record speech") as app:
+    # Gradio keeps each upload in its cache (our private folder); every 10 minutes it drops
+    # the ones older than an hour, so a class's uploads do not pile up until the server stops.
+    with gr.Blocks(title="Whisper lab: record speech", delete_cache=(600, 3600)) as app:
         gr.Markdown(INTRO)
         gr.HTML(SECURE_CONTEXT_HTML.format(port=port))
         # type="filepath": we read the upload ourselves with soundfile. Gradio's "numpy" type

@@ -47,6 +47,9 @@ from .upload_reading import ReceivedAudio, decode_upload
 # Five minutes is far more than a lab exercise needs, and keeps a forgotten
 # recording from filling the VM's memory or disk.
 MAX_SECONDS = 5 * 60
+# Each save's own copy stays downloadable from its page; a class saving all afternoon would
+# otherwise fill the disk (at most 9.6 MB per 5-minute save), so only the newest copies stay.
+KEEP_COPIES = 20
 # The most memory one save may take above what the server already holds, whatever
 # was uploaded: 5 min at 16 kHz mono float32 is 19 MB, and the save path holds at
 # most three arrays that size at once (the samples, a temporary for the level
@@ -155,6 +158,19 @@ def _explain_write_errors(target: Path) -> Iterator[None]:
                        "and is writable, or choose another --output") from exc
 
 
+def _drop_old_copies(copy_folder: Path, keep: Path) -> None:
+    """Remove all but the KEEP_COPIES newest saves' sub-folders (never `keep`, this save's)."""
+    def age(folder: Path) -> float:
+        try:
+            return folder.stat().st_mtime
+        except FileNotFoundError:  # another save removed it just now
+            return 0.0
+
+    folders = sorted((f for f in copy_folder.iterdir() if f.is_dir() and f != keep), key=age, reverse=True)
+    for old in folders[KEEP_COPIES - 1:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def save_recording(value: object, target: str | Path, max_seconds: float = MAX_SECONDS,
                    copy_folder: Path | None = None) -> SavedRecording:
     """Convert the browser's audio to 16 kHz mono 16-bit PCM and write it to `target`.
@@ -174,6 +190,7 @@ def save_recording(value: object, target: str | Path, max_seconds: float = MAX_S
         # Atomically, like write_wav_16k: a reader sees the old file or the new one, never a mix.
         with _explain_write_errors(target), atomic_file(target) as tmp:
             shutil.copyfile(copy, tmp)
+        _drop_old_copies(copy_folder, keep=copy.parent)
     return SavedRecording(
         path=target,
         copy=copy,
