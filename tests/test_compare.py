@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import time
 from collections import Counter
 
@@ -179,7 +180,7 @@ def test_report_speed_and_memory_are_measured(report):
     memory = {r[0]: float(r[3]) for r in _table_rows(markdown, "## Peak memory")}
     # each backend in its own process: the peaks differ, and follow the weights they hold
     assert memory["ONNX int8"] < memory["ONNX fp32"] and memory["ONNX int8"] < memory["HF PyTorch fp32"]
-    assert memory["ONNX int8"] <= 400  # the issue's budget; onnx_whisper's shared exact-size arena keeps it there
+    assert memory["ONNX int8"] <= 400  # onnx_whisper's shared exact-size arena keeps int8 under 400 MB
 
 
 def test_report_accuracy_counts_real_words(report):
@@ -195,13 +196,15 @@ def test_report_accuracy_counts_real_words(report):
     assert [r[0] for r in per_utterance] == [u.id for u in english_test_set(UTTERANCES)]
 
 
-def test_report_targets_are_judged_honestly(report):
-    _, _, markdown = report
-    targets = {r[0]: r for r in _table_rows(markdown, "## Targets")}
-    assert len(targets) == (10 if HAS_FASTER_WHISPER else 8)
-    wer_rows = [r for t, r in targets.items() if "WER" in t]
-    assert len(wer_rows) == 2 and all("not conclusive" in r[1] and r[2] == "-" for r in wer_rows)
-    assert all(r[2] in ("met", "NOT met", "-") for r in targets.values())
+def test_report_says_what_the_run_shows_and_nothing_of_ours(report):
+    folder, _, markdown = report
+    findings = {r[0]: r for r in _table_rows(markdown, "## What this run shows")}
+    assert len(findings) == (10 if HAS_FASTER_WHISPER else 8)
+    wer_rows = [r for what, r in findings.items() if "WER" in what]
+    assert len(wer_rows) == 2 and all("too few" in r[2] for r in wer_rows)  # a few test utterances prove nothing
+    assert all(r[1] and r[2] for r in findings.values())
+    # the report speaks of the lab: no internal goals, verdicts or tracker words
+    assert not re.search(r"Target|NOT met|issue", (folder / "report.md").read_text())
 
 
 def test_phase_clocks_count_real_work(exported, jfk_audio):
