@@ -98,15 +98,3 @@ def sample_or_greedy(whisper, window: Window, temperature: float = 0.0, n: int =
             break
         feed = np.array(chosen, dtype=np.int64)[:, None]
     return [Decoded(generated[row], float(sums[row]), no_speech) for row in range(n)]
-
-
-def decode_at_temperature(whisper, window: Window, temperature: float, beam_size: int | None, best_of: int,
-                          rng: np.random.Generator) -> Decoded:  # fmt: skip
-    """One attempt of the fallback loop: beam search or greedy at 0, the best of `best_of` samples above."""
-    if temperature > 0:
-        return rank_by_average_logprob(sample_or_greedy(whisper, window, temperature, best_of, rng))
-    if beam_size:
-        from .beam_search import beam_search
-
-        return beam_search(whisper, window, beam_size)
-    return sample_or_greedy(whisper, window)[0]

@@ -31,7 +31,8 @@ from ..audio.log_mel import (
     content_log_mel,
     pad_frames,
 )
-from .decoders import Window, decode_at_temperature
+from .beam_search import beam_search
+from .decoders import Decoded, Window, rank_by_average_logprob, sample_or_greedy
 from .options import MIN_SPEECH_SECONDS, DecodingOptions
 from .safeguards import WindowResult, decode_with_fallback, is_silence
 from .timing import Word, align_window
@@ -41,6 +42,16 @@ SECONDS_PER_TIMESTAMP = FRAMES_PER_TIMESTAMP * HOP_LENGTH / SAMPLE_RATE  # 0.02
 NO_SPEECH_NOTE = "no speech detected in the audio (only silence, noise or other sounds); nothing to transcribe"
 TOO_SHORT_NOTE = (f"the audio is too short to hold a word (under {MIN_SPEECH_SECONDS} s); "
                   "nothing to transcribe")  # fmt: skip
+
+
+def decode_at_temperature(whisper, window: Window, temperature: float, beam_size: int | None, best_of: int,
+                          rng: np.random.Generator) -> Decoded:  # fmt: skip
+    """One attempt of the fallback loop: beam search or greedy at 0, the best of `best_of` samples above."""
+    if temperature > 0:
+        return rank_by_average_logprob(sample_or_greedy(whisper, window, temperature, best_of, rng))
+    if beam_size:
+        return beam_search(whisper, window, beam_size)
+    return sample_or_greedy(whisper, window)[0]
 
 
 @dataclass

