@@ -12,6 +12,7 @@ import soxr
 from conftest import PYTHON, REPO
 from recorder_hostile_audio import jfk_file, truncated
 
+from whisper_lab.audio import log_mel
 from whisper_lab.audio.speech_data import JFK
 from whisper_lab.errors import LabError
 from whisper_lab.recorder.mel_figure import N_FRAMES, N_MELS, encoder_input, plot_encoder_input
@@ -189,8 +190,9 @@ def test_encoder_input_figure_is_80_by_3000_with_the_padding_visible(jfk_int16):
     features = encoder_input(as_float(jfk_int16))
     assert features.shape == (N_MELS, N_FRAMES) == (80, 3000)
     speech, padding = features[:, :1090], features[:, 1110:]  # 11 s = frame 1100
-    # Padding is digital silence: one flat value, the floor of the scale.
-    assert np.ptp(padding) == 0 and padding[0, 0] == features.min()
+    # The figure is what 03's ONNX encoder is fed: the log-mel of the speech, then zeros.
+    assert np.array_equal(features, log_mel.encoder_input(as_float(jfk_int16)))
+    assert np.ptp(padding) == 0 and padding[0, 0] == 0.0
     assert speech.std() > 0.2 and speech.max() > padding.max() + 1.0
 
     image = plot_encoder_input(features, speech_seconds=JFK_SECONDS)

@@ -4,13 +4,16 @@ Whisper never hears a waveform. Its feature extractor cuts the 16 kHz audio into
 25 ms frames every 10 ms (hop of 160 samples), measures the energy in 80 bands
 spaced like human pitch perception (the mel scale), takes the log, and scales
 the result to roughly [-1, 1]. The encoder always reads exactly 30 s = 3000
-frames: shorter clips are padded with silence, which shows up as a flat,
-uniform block on the right of the picture. That padding is why a 3-second clip
-costs the encoder as much as a 30-second one.
+frames: after a shorter clip the log-mel is filled with zeros (as OpenAI's
+`transcribe()` does), which shows up as a flat, uniform block on the right of the
+picture. That padding is why a 3-second clip costs the encoder as much as a
+30-second one.
 
-We compute it with audio/log_mel.py, the numpy version of the feature extractor that
-script 02 uses (the tests hold the two to 1e-4), so the figure is the model's
-real input, not an approximation of it, and the recorder never imports PyTorch.
+We compute it with audio/log_mel.py's `encoder_input`, the very function that feeds
+03's ONNX encoder, so the figure is the model's real input, not an approximation
+of it, and the recorder never imports PyTorch. (02's Hugging Face feature
+extractor pads the audio with silence instead: its padding is the log-mel of
+silence, not zeros; log_mel.py says what that changes.)
 """
 
 from __future__ import annotations
@@ -19,11 +22,8 @@ import numpy as np
 
 from ..audio.loading import SAMPLE_RATE
 from ..audio.log_mel import CHUNK_SECONDS as WINDOW_SECONDS
-from ..audio.log_mel import (  # 160 samples = 10 ms between frames; 3000 frames in 30 s
-    HOP_LENGTH,
-    N_FRAMES,
-    log_mel_spectrogram,
-)
+from ..audio.log_mel import HOP_LENGTH, N_FRAMES  # 160 samples = 10 ms between frames; 3000 frames in 30 s
+from ..audio.log_mel import encoder_input as onnx_encoder_input
 
 N_MELS = 80
 
@@ -44,8 +44,8 @@ def warm_up() -> None:
 
 
 def encoder_input(audio: np.ndarray) -> np.ndarray:
-    """The encoder's input for 16 kHz mono audio: (80, 3000) float32, first 30 s, padded."""
-    features = log_mel_spectrogram(np.asarray(audio, dtype=np.float32), N_MELS)
+    """The encoder's input for 16 kHz mono audio: (80, 3000) float32, first 30 s, zero-padded."""
+    features = onnx_encoder_input(np.asarray(audio, dtype=np.float32), N_MELS)
     assert features.shape == (N_MELS, N_FRAMES), features.shape
     return features
 
@@ -72,7 +72,7 @@ def plot_encoder_input(features: np.ndarray, speech_seconds: float) -> np.ndarra
     if speech_seconds < WINDOW_SECONDS:
         ax.axvline(speech_seconds, color="white", linestyle="--", linewidth=1.5)
         ax.text(speech_seconds + 0.3, N_MELS * 0.5, f"end of recording ({speech_seconds:.1f} s)\n"
-                f"then silence padding to {WINDOW_SECONDS} s", color="white", va="center", fontsize=9)
+                f"then zeros up to {WINDOW_SECONDS} s", color="white", va="center", fontsize=9)
         title = (f"What Whisper's encoder sees: {N_MELS} x {N_FRAMES} log-mel, "
                  f"{speech_seconds:.1f} s of recording + {WINDOW_SECONDS - speech_seconds:.1f} s padding")
     else:
