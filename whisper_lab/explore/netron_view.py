@@ -15,14 +15,13 @@ VM can then load the model (only that file, see netron_server).
 
 from __future__ import annotations
 
-import errno
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LabError
-from ..serving import WILDCARD_HOSTS, forwarding_advice, probe_bind
+from ..serving import WILDCARD_HOSTS, check_can_listen, forwarding_advice, page_url
 from .netron_server import ServedModel, start_server
 
 DEFAULT_HOST = "127.0.0.1"
@@ -38,27 +37,13 @@ class NetronServer:
 
     @property
     def url(self) -> str:
-        host = "localhost" if self.host in (*WILDCARD_HOSTS, "127.0.0.1") else self.host
-        return f"http://{host}:{self.port}"
+        return page_url(self.host, self.port)
 
     def alive(self) -> bool:
         return self.served.alive()
 
     def stop(self) -> None:
         self.served.stop()
-
-
-def _check_can_listen(host: str, port: int) -> None:
-    """Fail early, in one line, if we cannot listen there (netron's own errors are less clear)."""
-    if not 0 <= port <= 65535:
-        raise LabError(f"--port {port}: a port is a number from 1 to 65535 (0 = any free port)")
-    try:
-        probe_bind(host, port)
-    except OSError as exc:  # socket.gaierror (unknown host) is an OSError too
-        if exc.errno == errno.EADDRINUSE:
-            raise LabError(f"port {port} on {host} is in use (another Netron?); "
-                           "choose another with --port, or --port 0 for any free one") from exc  # fmt: skip
-        raise LabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host") from exc
 
 
 def check_onnx_model(model: Path) -> Path:
@@ -87,7 +72,7 @@ def serve_model(model: Path, host: str = DEFAULT_HOST, port: int | None = DEFAUL
         import netron  # noqa: F401  (the web app we serve)
     except ImportError as exc:
         raise LabError("netron is not installed; pip install -r requirements.txt") from exc
-    _check_can_listen(host, port or 0)
+    check_can_listen(host, port or 0, running="Netron", default_port=DEFAULT_PORT, any_port=True)
     try:
         served = start_server(model, host, port or 0)
     except OSError as exc:

@@ -41,7 +41,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import LabError
-from ..serving import WILDCARD_HOSTS, forwarding_advice, probe_bind
+from ..serving import WILDCARD_HOSTS, check_can_listen, forwarding_advice, listen_error, page_url
 
 # The share service Gradio asks for a tunnel; GRADIO_SHARE_SERVER_ADDRESS points at your own.
 GRADIO_SHARE_API = "api.gradio.app"
@@ -70,11 +70,7 @@ class Serving:
 
     @property
     def local_url(self) -> str:
-        # "localhost": the name the forwarding advice uses, and one browsers trust with the microphone.
-        host = "localhost" if self.host in (*WILDCARD_HOSTS, "127.0.0.1") else self.host
-        if ":" in host:  # an IPv6 address goes in brackets in a URL
-            host = f"[{host}]"
-        return f"{self.scheme}://{host}:{self.port}"
+        return page_url(self.host, self.port, self.scheme)
 
     def network_url(self) -> str | None:
         """The address other machines use, when we listen on every interface."""
@@ -135,24 +131,11 @@ def print_password(access: PagePassword, host: str, port: int, output_name: str)
 
 def check_port_free(host: str, port: int) -> None:
     """Fail now, in one line, if we cannot listen on host:port (rather than deep inside Gradio)."""
-    if not 1 <= port <= 65535:
-        raise LabError(f"--port {port}: a port is a number from 1 to 65535 (default 7860)")
-    try:
-        probe_bind(host, port)
-    except socket.gaierror as exc:
-        raise LabError(f"--host {host}: not an address of this machine ({exc.strerror})") from exc
-    except PermissionError as exc:
-        raise LabError(f"port {port} needs administrator rights; use a port above 1023, "
-                       "e.g. --port 7860") from exc
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise LabError(port_taken_message(port)) from exc
-        raise LabError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    check_can_listen(host, port, running="the recorder", default_port=7860)
 
 
 def port_taken_message(port: int) -> str:
-    return (f"port {port} is already in use (is the recorder already running in another terminal?); "
-            f"stop that program, or choose another port, e.g. --port {port + 1}")
+    return str(listen_error(OSError(errno.EADDRINUSE, "in use"), "", port, "the recorder", 7860))
 
 
 def tls_files(https: bool, certfile: Path | None, keyfile: Path | None,
