@@ -57,7 +57,12 @@ def test_netron_serves_the_model_and_stops(exported):
         assert status == 200 and data == model.read_bytes()
     finally:
         server.stop()
-    time.sleep(0.5)
+    for _ in range(100):  # stopping takes a moment: wait until it refuses, at most ~10 s
+        try:
+            _get(server.url)
+        except urllib.error.URLError:
+            break
+        time.sleep(0.1)
     with pytest.raises(urllib.error.URLError):
         _get(server.url)
 
