@@ -124,12 +124,13 @@ def test_a_student_runs_the_handout_from_step_1_to_step_9(tmp_path):
         if ready:
             _run_server(words, ready, tmp_path, env)
         else:
-            result = subprocess.run(words, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
+            result = subprocess.run(words, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=2400)
             assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
             assert "Traceback" not in result.stderr, f"{command}\n{result.stderr[-3000:]}"
             if "02-whisper-huggingface.py" in command and "noise.wav" not in command:
                 assert result.stdout.startswith("Transcription:\n\n") and len(result.stdout.split()) > 3, result.stdout
         seconds[step] = seconds.get(step, 0.0) + time.perf_counter() - start
+        print(f"\n  {time.perf_counter() - start:6.0f} s  {command[:100]}", flush=True)
     for step, code in handout_python():
         start = time.perf_counter()
         result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
