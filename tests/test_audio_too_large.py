@@ -105,7 +105,7 @@ def test_loading_never_redirects_stderr(tmp_path):
     notes = tmp_path / "notes.mp3"
     notes.write_text("lecture notes, not audio\n" * 50)
     program = textwrap.dedent(f"""
-        import os, sys, threading
+        import os, sys, threading, time
         sys.path.insert(0, {str(REPO)!r})
         from whisper_lab.audio.loading import load_audio
         from whisper_lab.errors import LabError
@@ -114,6 +114,7 @@ def test_loading_never_redirects_stderr(tmp_path):
             while not done.is_set():
                 os.write(2, b"tick\\n")
                 written.append(1)
+                time.sleep(0.0002)
         thread = threading.Thread(target=ticker)
         thread.start()
         for _ in range(100):
