@@ -89,9 +89,7 @@ def tokenizer_file(output_dir: Path, model_name: str) -> Path:
 
 def read_metadata(path: Path) -> dict[str, str]:
     """The metadata_props of an ONNX file, without loading its weights into a session."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
+    model = _load_graph(path)
     return {p.key: p.value for p in model.metadata_props}
 
 
@@ -127,6 +125,9 @@ def foreign_reason(path: Path) -> str | None:
     Missing, damaged and older-version files are not foreign: the exporter replaces those itself.
     A foreign file may be someone's own work, so only --force writes over it.
     """
+    if os.path.lexists(path) and not Path(path).is_file():
+        kind = "a folder" if Path(path).is_dir() else "not a regular file (a device, a pipe or a broken link)"
+        return f"{kind}, where the lab keeps a graph; remove it"
     try:
         model = _load_graph(path)
     except Exception:  # noqa: BLE001 - missing or damaged: the exporter's own business
@@ -271,8 +272,15 @@ def interface_problem(inputs: list[Port], outputs: list[Port], expected: Interfa
 
 
 def _load_graph(path: Path):
-    import onnx
+    """The graph and metadata of `path`, its weights' side files left alone.
 
+    Only a regular file: onnx reads to the end, so a name linked to /dev/zero or a FIFO would never return.
+    """
+    import onnx
+    import stat
+
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ValueError(f"{path} is not a regular file")
     return onnx.load(str(path), load_external_data=False)
 
 
@@ -344,10 +352,9 @@ def external_data_threshold() -> int:
 
 def _external_extents(path: Path) -> dict[Path, int]:
     """Each side file that `path`'s tensors point at -> the bytes they need from it (offset + length)."""
-    import onnx
     from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
 
-    model = onnx.load(str(path), load_external_data=False)
+    model = _load_graph(path)
     needed: dict[Path, int] = {}
     for tensor in _get_all_tensors(model):
         if uses_external_data(tensor):

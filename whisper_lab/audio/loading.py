@@ -110,7 +110,8 @@ def _open_audio(path: Path):
     if not _looks_like_audio(head):
         raise _not_audio(path)
     try:
-        return sf.SoundFile(str(path))
+        # bytes: a name that is not valid UTF-8 (made on another system) opens as it is on disk
+        return sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, ValueError, OverflowError) as exc:
         raise _not_audio(path) from exc
 
@@ -181,6 +182,8 @@ def check_finite(samples: np.ndarray, what: str = "the audio") -> None:
     Whisper's log-mel of such audio is garbage (one +inf sample makes every other
     frame the floor of an 80 dB range), and the decoder loops on it for minutes.
     """
+    if samples.size == 0 or np.isfinite(samples.max()) and np.isfinite(samples.min()):
+        return  # NaN and infinities show in the extremes: no temporary array the size of the audio
     bad = int(np.count_nonzero(~np.isfinite(samples)))
     if bad:
         raise LabError(f"{what} holds {bad} NaN or infinite sample{'s' if bad > 1 else ''}: the file is damaged "
@@ -216,7 +219,8 @@ def load_audio(path: str | Path, max_seconds: float = MAX_AUDIO_SECONDS) -> np.n
 
 def peak_dbfs(samples: np.ndarray) -> float:
     """Loudest sample in dB relative to full scale: 0 dBFS is the largest value a file can hold."""
-    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    # the extremes, not np.abs(samples): that would be a copy as large as the recording
+    peak = max(abs(float(samples.max())), abs(float(samples.min()))) if samples.size else 0.0
     return 20 * np.log10(peak) if peak > 0 else float("-inf")
 
 
