@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ import soundfile as sf
 from conftest import REPO, assert_one_line_error
 
 from whisper_lab.audio.loading import MAX_AUDIO_HOURS, SAMPLE_RATE, load_audio, read_mono_16k
-from whisper_lab.audio.log_mel import content_log_mel, log_mel_spectrogram
+from whisper_lab.audio.log_mel import ContentLogMel, content_log_mel, log_mel_spectrogram
 from whisper_lab.audio.speech_data import JFK
 from whisper_lab.errors import LabError
 
@@ -95,6 +96,25 @@ def test_content_log_mel_by_blocks_is_the_log_mel_at_once():
     for clip in (audio, audio[:161], audio[:1000]):
         at_once = log_mel_spectrogram(np.pad(clip, (0, 400)), pad_to=None)[:, : len(clip) // 160]
         np.testing.assert_allclose(content_log_mel(clip), at_once, rtol=0, atol=1e-6)
+
+
+def test_window_by_window_log_mel_is_the_whole_log_mel():
+    """03 computes each window's log-mel when it reaches it, on the whole recording's loudness scale."""
+    audio = np.tile(load_audio(JFK.path), 14)[:2_400_017]  # 150 s
+    whole, lazy = content_log_mel(audio), ContentLogMel(audio)
+    assert lazy.shape == whole.shape
+    for first, last in [(0, 3000), (2999, 5999), (12000, 15000), (14000, 17000), (15000, 15000)]:
+        np.testing.assert_allclose(lazy[:, first:last], whole[:, first:last], rtol=0, atol=1e-6)
+
+
+def test_a_file_name_that_is_not_utf8(tmp_path):
+    """A name from another system's encoding (bytes 0xff 0xfe) opens like any other."""
+    import os
+
+    name = os.fsencode(str(tmp_path)) + b"/\xff\xfe.wav"
+    with open(name, "wb") as file:
+        file.write(Path(JFK.path).read_bytes())
+    assert len(load_audio(os.fsdecode(name))) == 176_000
 
 
 def test_loading_never_redirects_stderr(tmp_path):

@@ -85,6 +85,19 @@ def test_swapped_encoder_and_decoder_are_refused_by_03_transcribe(folder):
     assert snapshot(folder) == before
 
 
+@pytest.mark.parametrize("kind", ["folder", "link to /dev/zero"])
+def test_a_folder_or_device_under_a_graph_name(folder, kind):
+    """Not read (onnx would read /dev/zero forever), not replaced, even with --force: one line."""
+    decoder = onnx_pair(folder, NAME, "int8").decoder
+    decoder.unlink()
+    decoder.mkdir() if kind == "folder" else decoder.symlink_to("/dev/zero")
+    before = snapshot(folder)
+    for force in ([], ["--force"]):
+        result = run_script(SCRIPT, "--precision", "int8", "--output-dir", folder, "--transcribe", JFK.path, *force)
+        assert_one_line_error(result, decoder.name, "remove it")
+    assert snapshot(folder) == before
+
+
 def test_force_replaces_the_foreign_file(folder):
     encoder = onnx_pair(folder, NAME, "int8").encoder
     add_graph(encoder)
