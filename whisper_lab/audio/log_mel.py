@@ -70,28 +70,104 @@ def pad_frames(mel: np.ndarray, frames: int = N_FRAMES) -> np.ndarray:
     return np.pad(mel, [(0, 0)] * (mel.ndim - 1) + [(0, frames - mel.shape[-1])])
 
 
+def _log10_mel(padded: np.ndarray, n_mels: int) -> np.ndarray:
+    """log10 of the mel power of every 400-sample window, hop 160, of already-padded audio: (n_mels, frames)."""
+    window = np.hanning(N_FFT + 1)[:-1]  # periodic Hann window
+    n_frames = 1 + (len(padded) - N_FFT) // HOP_LENGTH
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:n_frames]
+    power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2  # (frames, 201)
+    mel = mel_filters(n_mels) @ power.T.astype(np.float32)
+    return np.log10(np.maximum(mel, 1e-10))
+
+
+def _scale(log_spec: np.ndarray, peak: float) -> np.ndarray:
+    """Floor everything 80 dB below the loudest point, then scale to about [-1, 1] (in place)."""
+    np.maximum(log_spec, peak - 8.0, out=log_spec)
+    log_spec += 4.0
+    log_spec /= 4.0
+    return log_spec
+
+
 def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, pad_to: int | None = N_SAMPLES) -> np.ndarray:
     """16 kHz float32 audio -> (n_mels, frames) float32; 3000 frames for the default 30 s padding."""
     audio = np.asarray(audio, dtype=np.float32)
     if pad_to is not None:
         audio = pad_or_trim(audio, pad_to)
-    window = np.hanning(N_FFT + 1)[:-1]  # periodic Hann window
     padded = np.pad(audio, N_FFT // 2, mode="reflect")  # centre each window on its frame
-    n_frames = 1 + (len(padded) - N_FFT) // HOP_LENGTH
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:n_frames]
-    power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2  # (frames, 201)
-    mel = mel_filters(n_mels) @ power[:-1].T.astype(np.float32)  # drop the last frame, as Whisper does
-    log_spec = np.log10(np.maximum(mel, 1e-10))
-    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)  # keep an 80 dB dynamic range
-    return ((log_spec + 4.0) / 4.0).astype(np.float32)
+    log_spec = _log10_mel(padded, n_mels)[:, :-1]  # drop the last frame, as Whisper does
+    return _scale(log_spec.astype(np.float32), float(log_spec.max()))
+
+
+BLOCK_FRAMES = 6000  # 60 s of frames per block: its spectrum (6000 x 201 float64) is 10 MB
+
+
+def _reflected(audio: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Samples [start, stop) of `audio` + N_FFT zeros, reflect-padded by N_FFT // 2 at both ends
+    (what log_mel_spectrogram pads), without making that padded copy of the whole recording."""
+    length = len(audio) + N_FFT
+    if N_FFT // 2 <= start and stop - N_FFT // 2 <= len(audio):
+        return audio[start - N_FFT // 2 : stop - N_FFT // 2]  # inside the audio: a view
+    k = np.arange(start, stop) - N_FFT // 2
+    k = np.where(k < 0, -k, k)
+    k = np.where(k >= length, 2 * (length - 1) - k, k)
+    inside = k < len(audio)
+    return np.where(inside, audio[np.where(inside, k, 0)], np.float32(0)) if len(audio) else np.zeros(stop - start, np.float32)
 
 
 def content_log_mel(audio: np.ndarray, n_mels: int = 80) -> np.ndarray:
     """The log-mel frames of just the audio, len(audio) // 160 of them, each as OpenAI's `transcribe()`
     computes it: as if silence followed the end (it appends 30 s of zeros; the last frame's window
-    reaches only N_FFT samples past the end, so that many zeros give the same numbers, faster)."""
+    reaches only N_FFT samples past the end, so that many zeros give the same numbers, faster).
+
+    Computed a minute at a time, with one loudness scale for the whole recording (the 80 dB
+    floor under its loudest frame), so memory is the result (half the audio's size) and one
+    block's spectrum, however long the recording: the numbers of computing it all at once (to
+    the last bit of float32, which the matrix product may round differently by block).
+    """
     audio = np.asarray(audio, dtype=np.float32)
-    return log_mel_spectrogram(np.pad(audio, (0, N_FFT)), n_mels, pad_to=None)[:, : len(audio) // HOP_LENGTH]
+    kept = len(audio) // HOP_LENGTH
+    total = (len(audio) + N_FFT) // HOP_LENGTH  # frames of audio + N_FFT zeros, last one dropped
+    result = np.empty((n_mels, kept), dtype=np.float32)
+    peak = -np.inf
+    for first in range(0, total, BLOCK_FRAMES):
+        last = min(first + BLOCK_FRAMES, total)
+        block = _log10_mel(_reflected(audio, first * HOP_LENGTH, (last - 1) * HOP_LENGTH + N_FFT), n_mels)
+        peak = max(peak, float(block.max()))
+        if first < kept:
+            result[:, first : min(last, kept)] = block[:, : min(last, kept) - first]
+    return _scale(result, peak)
+
+
+class ContentLogMel:
+    """`content_log_mel(audio)` of a whole recording, computed only for the frames asked for.
+
+    The loudness scale (the 80 dB floor under the loudest frame of the whole file) comes
+    from one pass over the recording first, which keeps nothing but that number; each
+    window's frames are then computed when the decoder reaches them. So a recording of
+    any length costs one window's spectrum beyond the audio itself, not half its size
+    again for the whole log-mel (115 MB an hour). Slicing `[:, a:b]` gives an array.
+    """
+
+    def __init__(self, audio: np.ndarray, n_mels: int = 80):
+        self.audio = np.asarray(audio, dtype=np.float32)
+        self.n_mels = n_mels
+        self.shape = (n_mels, len(self.audio) // HOP_LENGTH)
+        total = (len(self.audio) + N_FFT) // HOP_LENGTH
+        self.peak = -np.inf
+        for first in range(0, total, BLOCK_FRAMES):
+            self.peak = max(self.peak, float(self._log10(first, min(first + BLOCK_FRAMES, total)).max()))
+
+    def _log10(self, first: int, last: int) -> np.ndarray:
+        return _log10_mel(_reflected(self.audio, first * HOP_LENGTH, (last - 1) * HOP_LENGTH + N_FFT), self.n_mels)
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, columns = key
+        if rows != slice(None) or not isinstance(columns, slice) or columns.step not in (None, 1):
+            raise IndexError("ContentLogMel takes [:, first:last] only")
+        first, last, _ = columns.indices(self.shape[1])
+        if last <= first:
+            return np.zeros((self.n_mels, 0), dtype=np.float32)
+        return _scale(self._log10(first, last).astype(np.float32), self.peak)
 
 
 def encoder_input(clip: np.ndarray, n_mels: int = 80) -> np.ndarray:

@@ -28,6 +28,7 @@ from ..onnx_files import (
     ExportedPair,
     attention_decoder_file,
     data_files,
+    foreign_reason,
     is_up_to_date,
     link_onnx,
     onnx_pair,
@@ -146,6 +147,28 @@ def remove_leftovers(output_dir: Path, name: str) -> None:
         log(f"removed what an interrupted export left in {output_dir}: {', '.join(p.name for p in leftovers)}")
 
 
+def refuse_foreign(output_dir: Path, name: str, precisions: list[str], attention: bool = False,
+                   force: bool = False) -> None:  # fmt: skip
+    """Refuse, before writing anything, to replace a file under a lab name that this lab did not export.
+
+    Another model's graph saved as whisper-base_encoder.onnx, or the encoder and decoder
+    swapped, would otherwise run (and fail deep inside the decoder) or be overwritten
+    without a word; an older or damaged export of the lab is simply exported again.
+    `force` writes over foreign files, but not over a folder or a device under a lab name.
+    """
+    for precision in dict.fromkeys(["fp32", *precisions]):  # the smaller precisions are made from fp32
+        files = [*onnx_pair(Path(output_dir), name, precision)]
+        if attention:
+            files.append(attention_decoder_file(Path(output_dir), name, precision))
+        for path in files:
+            reason = foreign_reason(path)
+            if reason and (not force or not path.is_file()):
+                if not path.is_file():
+                    raise LabError(f"{path}: {reason}")
+                raise LabError(f"{path}: {reason}; move it away, or replace it with this lab's export: "
+                               f"python 03-export-encoder-decoder.py --precision {precision} --force")  # fmt: skip
+
+
 def export_precisions(source, output_dir: Path, precisions: list[str], force: bool = False,
                       attention: bool = False) -> list[PrecisionResult]:  # fmt: skip
     """Export (or reuse) fp32, then the requested smaller precisions; returns one result per precision.
@@ -156,6 +179,7 @@ def export_precisions(source, output_dir: Path, precisions: list[str], force: bo
     finished lives in the run's private scratch folder: a run that is killed at
     any moment leaves either the old file or the new, complete one under each name.
     """
+    refuse_foreign(output_dir, source.name, precisions, attention, force)
     ensure_writable(output_dir)
 
     def waiting(pid: int | None) -> None:

@@ -21,6 +21,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..audio.loading import LENGTH_LIMIT_HELP
 from ..errors import LabError
 from ..files import atomic_file
 from .options import DecodingOptions, options_from_flags
@@ -29,6 +30,8 @@ from .subtitles import FORMATS, render
 
 
 def add_decoding_flags(parser: argparse.ArgumentParser) -> None:
+    # the longest audio the scripts read, said where a student looks first
+    parser.epilog = f"{parser.epilog}\n\n{LENGTH_LIMIT_HELP}" if parser.epilog else LENGTH_LIMIT_HELP
     parser.add_argument("--beam-size", type=int, metavar="N",
                         help="keep the N likeliest transcripts while decoding (beam search, 5 is usual); "
                              "slower, sometimes more accurate (default: greedy)")  # fmt: skip

@@ -27,7 +27,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabError
-from ..onnx_files import ALIGNMENT_OUTPUT, EXPORT_VERSION, attention_decoder_file, decoder_output_names, onnx_pair
+from ..onnx_files import (
+    ALIGNMENT_OUTPUT,
+    EXPORT_VERSION,
+    attention_decoder_file,
+    check_interface,
+    decoder_interface,
+    decoder_output_names,
+    encoder_interface,
+    onnx_pair,
+)
 from .decoders import Decoded, Window, sample_or_greedy
 from .languages import check_english_only, language_token_id
 from .logit_rules import TokenIds
@@ -137,6 +146,7 @@ class OnnxWhisper:
         self.encoder = _session(Path(encoder_path), threads)
         self.decoder = _session(Path(decoder_path), threads)
         self.spec = WhisperSpec.from_metadata(self.decoder.get_modelmeta().custom_metadata_map)
+        self._check_pair(Path(encoder_path), Path(decoder_path))
         tokenizer_path = Path(decoder_path).parent / self.spec.tokenizer_file
         if not tokenizer_path.is_file():
             raise LabError(f"{tokenizer_path} is missing; export again with 03-export-encoder-decoder.py --force")
@@ -156,6 +166,20 @@ class OnnxWhisper:
         self.step_outputs = decoder_output_names(s.n_layer)
         meta = self.decoder.get_modelmeta().custom_metadata_map
         self.alignment_heads = [tuple(h) for h in json.loads(meta["alignment_heads"])] if "alignment_heads" in meta else None
+
+    def _check_pair(self, encoder_path: Path, decoder_path: Path) -> None:
+        """The two files are this lab's encoder and decoder of one model: names, types and sizes of
+        their inputs and outputs as the decoder's metadata describes them, and one recorded source.
+        A file of another model under the lab's name, or the two swapped, fails here in one line."""
+        meta = self.decoder.get_modelmeta().custom_metadata_map
+        rebuild = f"python 03-export-encoder-decoder.py --precision {self.spec.precision} --force"
+        check_interface(encoder_path, encoder_interface(meta), rebuild, session=self.encoder)
+        check_interface(decoder_path, decoder_interface(meta, "alignment_heads" in meta), rebuild, session=self.decoder)
+        encoder_meta = self.encoder.get_modelmeta().custom_metadata_map
+        for key in ("source", "model_name", "export_version"):
+            if encoder_meta.get(key) != meta.get(key):
+                raise LabError(f"{encoder_path} and {decoder_path.name} are not one export ({key}: "
+                               f"{encoder_meta.get(key)!r} vs {meta.get(key)!r}); rebuild them: {rebuild}")  # fmt: skip
 
     def _special_token(self, *names: str) -> int:
         for name in names:

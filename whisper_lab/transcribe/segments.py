@@ -28,7 +28,7 @@ from ..audio.log_mel import (
     N_FRAMES,
     N_SAMPLES,
     SAMPLE_RATE,
-    content_log_mel,
+    ContentLogMel,
     pad_frames,
 )
 from .beam_search import beam_search
@@ -133,8 +133,9 @@ def transcribe_audio(whisper, audio: np.ndarray, language: str, task: str, optio
         return Transcript.empty(TOO_SHORT_NOTE)
     # word timestamps decode with timestamp tokens too, as OpenAI's transcribe() always does
     timestamps = options.timestamps or options.word_timestamps or len(audio) > N_SAMPLES
-    # the log-mel of the whole file at once: one loudness scale for all windows, as the reference
-    mel = content_log_mel(audio, whisper.spec.n_mels)
+    # the log-mel of the whole file: one loudness scale for all windows, as the reference; computed
+    # window by window as the loop reaches them, so memory does not grow with the recording
+    mel = ContentLogMel(audio, whisper.spec.n_mels)
     content_frames = mel.shape[-1]
     rng = np.random.default_rng(options.seed)  # one generator per recording: same audio, same text
     transcript = Transcript("")
