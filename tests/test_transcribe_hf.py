@@ -69,6 +69,13 @@ def test_long_audio_is_transcribed_in_full(tmp_path):
     assert wer <= 0.10
     # the last sentence, well past 30 s, is there
     assert "hearts" in text.lower()
+    # and nothing after the audio's end: every timestamped segment lies inside the recording
+    result = run_script(SCRIPT, "--audio", clip, "--timestamps")
+    assert result.returncode == 0, result.stderr
+    for line in result.stdout.splitlines()[2:]:
+        match = TIMESTAMP_LINE.match(line)
+        assert match, line
+        assert int(match[1]) * 60 + float(match[2]) < duration and int(match[3]) * 60 + float(match[4]) <= duration, line
 
 
 # --- bad input: one line, non-zero exit, no traceback --------------------------------------------
@@ -218,3 +225,16 @@ def test_dangling_symlink_names_its_target(tmp_path):
 
 def test_beam_size_out_of_range():
     assert_one_line_error(run_script(SCRIPT, "--audio", JFK.path, "--beam-size", "0"), "--beam-size")
+
+
+def test_segments_after_the_audio_or_repeating_earlier_text_are_dropped():
+    """What generate() wrote after a 53 s reading had ended: earlier lines again, timed past the end."""
+    from whisper_lab.transcribe.hf_whisper import heard_segments
+    from whisper_lab.transcribe.segments import Segment
+
+    said = [Segment(0.0, 11.0, JFK.text, []), Segment(11.0, 20.0, "Nine of hearts. Two of spades.", []),
+            Segment(20.0, 22.0, "Yes.", []), Segment(22.0, 23.0, "Yes.", [])]  # fmt: skip
+    invented = [Segment(52.96, 62.24, "ask what you can do for your country", []), Segment(53.0, 55.0, "Thank you.", [])]
+    kept = heard_segments([*said, *invented], 53.0)
+    assert kept == said  # a short repeat ("Yes.") is speech; a long verbatim repeat or a segment past the end is not
+    assert heard_segments([Segment(50.0, 55.0, "Seven of hearts.", [])], 53.0)[0].end == 53.0

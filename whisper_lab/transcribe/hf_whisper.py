@@ -28,6 +28,28 @@ from .timing import Word
 
 TASKS = ("transcribe", "translate")
 HF_COMPRESSION_RATIO_THRESHOLD = 1.35
+REPEAT_MIN_WORDS = 4  # a segment of this many words said word for word before is the model repeating itself
+
+
+def heard_segments(segments: list[Segment], seconds: float) -> list[Segment]:
+    """The segments the audio can hold: none that starts after the last sample, none that repeats
+    earlier text word for word (at least REPEAT_MIN_WORDS words), and no end past the audio's end.
+
+    generate()'s last window of a long recording is mostly padding; whisper-base sometimes fills
+    it with earlier lines again, timed after the audio has ended (a 53 s reading got a segment at
+    52.96 --> 62.24 of 20 repeated words).
+    """
+    from ..compare.wer import normalize
+
+    kept, said = [], ""
+    for segment in segments:
+        words = normalize(segment.text)
+        if segment.start >= seconds or (len(words.split()) >= REPEAT_MIN_WORDS and f" {words} " in f" {said} "):
+            continue
+        segment.end = min(segment.end, seconds)
+        kept.append(segment)
+        said += " " + words
+    return kept
 
 
 @dataclass
@@ -155,6 +177,11 @@ class HFWhisper:
             segments = [Segment(float(s["start"]), float(s["end"]), decode(s["tokens"], skip_special_tokens=True).strip(),
                                 s["tokens"].tolist()) for s in hf_segments]  # fmt: skip
             segments = [s for s in segments if s.text]
+            heard = heard_segments(segments, len(audio) / SAMPLE_RATE)
+            if len(heard) < len(segments):  # the text without what was dropped
+                segments, text = heard, " ".join(s.text for s in heard)
+                if not has_words(text):
+                    return Transcript.empty(NO_SPEECH_NOTE)
         return Transcript(text, segments)
 
     def transcribe(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
@@ -204,6 +231,15 @@ class HFWhisper:
                 segment.words.append(Word(word, round(start, 2), round(times[last], 2), None,
                                           [ids[text_positions[p]] for p in positions]))  # fmt: skip
             segments.append(segment)
+        heard = heard_segments(segments, len(audio) / SAMPLE_RATE)
+        if len(heard) < len(segments):
+            segments, text = heard, " ".join(s.text for s in heard)
+        for segment in segments:  # words of a kept segment end with the audio too
+            segment.words = [w for w in segment.words if w.start < segment.end]
+            for word in segment.words:
+                word.end = min(word.end, segment.end)
+        if not has_words(text):
+            return Transcript.empty(NO_SPEECH_NOTE)
         return Transcript(text, segments)
 
     def word_language(self, language: str) -> str:

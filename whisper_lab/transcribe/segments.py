@@ -34,7 +34,7 @@ from ..audio.log_mel import (
 from .beam_search import beam_search
 from .decoders import Decoded, Window, rank_by_average_logprob, sample_or_greedy
 from .options import MIN_SPEECH_SECONDS, DecodingOptions
-from .safeguards import WindowResult, decode_with_fallback, is_silence
+from .safeguards import WindowResult, decode_with_fallback, is_silence, speech_seconds
 from .timing import Word, align_window
 
 FRAMES_PER_TIMESTAMP = 2  # the encoder halves 3000 mel frames to 1500 positions: one timestamp step is 20 ms
@@ -154,7 +154,8 @@ def transcribe_audio(whisper, audio: np.ndarray, language: str, task: str, optio
             d = decode_at_temperature(whisper, window, temperature, options.beam_size, options.best_of, rng)
             return WindowResult(d.tokens, whisper.text(d.tokens), d.sum_logprob, d.no_speech_prob, temperature)
 
-        result, attempts = decode_with_fallback(decode, options)
+        said = speech_seconds(audio[seek * HOP_LENGTH : (seek + frames) * HOP_LENGTH])
+        result, attempts = decode_with_fallback(decode, options, said)
         transcript.windows += 1
         transcript.fallbacks += len(attempts) > 1
         if is_silence(result, options):
