@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ def check_operators(config_path: Path, optimized_onnx: Path) -> OpsCheck:
 
 def convert(onnx_path: Path, device_dir: Path) -> tuple[DeviceFiles, OpsCheck]:
     """Write the .ort, its operator config and stamp into `device_dir`; each appears complete or not at all."""
+    import onnxruntime as ort
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
     onnx_path = Path(onnx_path).resolve()
@@ -106,14 +108,18 @@ def convert(onnx_path: Path, device_dir: Path) -> tuple[DeviceFiles, OpsCheck]:
         source.parent.mkdir()
         os.symlink(onnx_path, source)
         out = scratch / "out"
-        with contextlib.redirect_stdout(io.StringIO()) as said:  # its progress lines; kept for an error message
+        # Quiet: its progress lines (kept for an error message), its INFO log, and onnxruntime's notice that
+        # language and task are inputs with defaults (on purpose: a caller may override them).
+        ort.set_default_logger_severity(3)
+        logging.getLogger("ort_format_model.utils").setLevel(logging.WARNING)
+        with contextlib.redirect_stdout(io.StringIO()) as said:
             try:
                 convert_onnx_models_to_ort(source, output_dir=out, optimization_styles=[OptimizationStyle.Fixed],
                                            target_platform="arm", save_optimized_onnx_model=True)  # fmt: skip
             except Exception as exc:  # onnxruntime's own error types
                 raise LabError(f"{onnx_path.name}: ONNX Runtime cannot convert it to ORT format "
                                f"({str(exc).splitlines()[0][:200]}); build it again with 05 --force") from exc  # fmt: skip
-        ort_file, config = out / f"{onnx_path.stem}.ort", out / "required_operators.config"
+        ort_file, config = out / f"{onnx_path.stem}.ort", out / f"{onnx_path.stem}.required_operators.config"
         if not (ort_file.is_file() and config.is_file()):
             raise LabError(f"the ORT converter wrote no .ort for {onnx_path.name}: {said.getvalue()[-300:]}")
         check = check_operators(config, out / f"{onnx_path.stem}.optimized.onnx")
@@ -123,9 +129,15 @@ def convert(onnx_path: Path, device_dir: Path) -> tuple[DeviceFiles, OpsCheck]:
         # Our config names the model by its place on the device, not the scratch folder.
         lines = [line for line in config.read_text().splitlines() if not line.startswith("# - ")]
         lines.insert(1, f"# - {files.ort.name}")
+        files.stamp.unlink(missing_ok=True)  # up to date again only once the new .ort passed its checks
         for target, write in ((files.ort, lambda p: shutil.copyfile(ort_file, p)),
-                              (files.config, lambda p: p.write_text("\n".join(lines) + "\n")),
-                              (files.stamp, lambda p: p.write_text(json.dumps(stamp_for(onnx_path), indent=1) + "\n"))):  # fmt: skip
+                              (files.config, lambda p: p.write_text("\n".join(lines) + "\n"))):  # fmt: skip
             with atomic_file(target) as tmp:
                 write(tmp)
     return files, check
+
+
+def write_stamp(onnx_path: Path, files: DeviceFiles) -> None:
+    """Mark the .ort as made from exactly this .onnx (written after the checks on the sample passed)."""
+    with atomic_file(files.stamp) as tmp:
+        tmp.write_text(json.dumps(stamp_for(onnx_path), indent=1) + "\n")

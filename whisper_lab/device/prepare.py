@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import LabError
 from ..files import atomic_file
-from .ort_format import DeviceFiles, OpsCheck, convert, device_files, is_prepared
+from .ort_format import DeviceFiles, OpsCheck, convert, device_files, is_prepared, write_stamp
 
 RUNNER_NAME = "whisper_device.py"
 PRECISIONS = ("fp32", "int8")
@@ -78,10 +78,10 @@ def prepare(output_dir: Path, name: str, precision: str, force: bool = False) ->
     prepared = Prepared(precision, source, files, check, time.perf_counter() - start)
     copy_runner(folder)
     prepared.onnx_tokens, prepared.ort_tokens = sample_tokens(source), sample_tokens(files.ort)
-    if prepared.ort_tokens != prepared.onnx_tokens:
-        files.stamp.unlink(missing_ok=True)  # not up to date: the next run converts again
+    if prepared.ort_tokens != prepared.onnx_tokens:  # no stamp: the next run converts again
         raise LabError(f"{files.ort.name} decodes the sample speech differently from {source.name} "
                        f"({prepared.ort_tokens} vs {prepared.onnx_tokens}); this is a bug, please report it")  # fmt: skip
+    write_stamp(source, files)
     return prepared
 
 

@@ -64,14 +64,9 @@ def default_options(threads: int | None = None):
 
 
 def load(path: str, options):
+    """A session for a .ort or .onnx file (onnxruntime tells them apart by their content)."""
     import onnxruntime as ort
 
-    if path.endswith(".ort"):
-        # Let initializers point into the file's bytes instead of copying them (ORT format only).
-        options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
-        options.add_session_config_entry("session.use_ort_model_bytes_for_initializers", "1")
-        with open(path, "rb") as f:
-            return ort.InferenceSession(f.read(), options, providers=["CPUExecutionProvider"])
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
