@@ -38,6 +38,10 @@ def small_board_options(threads: int | None = None):
     - no memory pattern: the pattern pre-plans one big buffer per input shape,
       which for a model whose loop grows its tensors step by step costs more
       than it saves.
+    - no weight prepacking: at load, onnxruntime makes a second copy of every
+      weight matrix in its kernels' tile layout; without it the kernels pack
+      tiles as they go (a little slower), and the int8 file's 30 s window
+      stays under 300 MB (docs/embedded.md has the measurements).
     """
     import onnxruntime as ort
 
@@ -48,6 +52,7 @@ def small_board_options(threads: int | None = None):
     options.enable_cpu_mem_arena = False
     options.enable_mem_pattern = False
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.disable_prepacking", "1")
     options.log_severity_level = 3  # not the notice that language and task are overridable defaults
     return options
 
