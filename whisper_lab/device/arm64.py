@@ -55,7 +55,8 @@ def run_on_core(core: str, folder: Path, runner: str, model: str, wav: str, thre
     if not chroot_ready():
         raise LabError(f"no arm64 chroot at {chroot_root()}: run sudo bash .ci/install-arm64.sh")
     env = {**os.environ, "QEMU_CPU": core}
-    done = subprocess.run(["bash", str(RUN_SH), "-d", str(folder), runner, model, wav, "--json", "--threads", str(threads)],
+    as_root = [] if os.geteuid() == 0 else ["sudo", "--preserve-env=QEMU_CPU,ARM64_ROOT"]  # chroot and mounts
+    done = subprocess.run([*as_root, "bash", str(RUN_SH), "-d", str(folder), runner, model, wav, "--json", "--threads", str(threads)],
                           capture_output=True, text=True, timeout=timeout, env=env)  # fmt: skip
     if done.returncode:
         raise LabError(f"the runner failed on emulated {core}: {done.stderr.strip()[-400:]}")
