@@ -167,3 +167,20 @@ def test_feeds_follow_the_models_inputs(tmp_path):
     assert int(lang) == 50260
     with pytest.raises(ValueError, match="no input 'seed'"):
         runner.model_feeds(session, np.zeros(10, np.float32), seed=1)
+
+
+def test_small_board_options_keep_a_30_s_window_under_300_mb(prepared, tmp_path):
+    """Peak RSS of the device program (fresh process each) on a full 30 s window, small-board vs default options."""
+    from whisper_lab.device.memory import CONFIGS, run_runner, thirty_second_clip
+
+    built, _ = prepared
+    folder = device_dir(built.folder)
+    model = device_files(built.file("int8"), folder).ort
+    clip = thirty_second_clip(tmp_path / "clip30.wav")
+    small, default = (run_runner(folder / RUNNER_NAME, model, clip, CONFIGS[c], threads=2) for c in ("small-board", "default"))
+    print(f"\npeak RSS, int8 .ort, 30 s: small-board {small['peak_mb']:.0f} MB (after load {small['loaded_mb']:.0f}), "
+          f"default {default['peak_mb']:.0f} MB; onnxruntime {small['onnxruntime']}, cpu {small['cpu']}")  # fmt: skip
+    assert small["tokens"] == default["tokens"]
+    assert len(small["tokens"]) > 60  # the whole window was transcribed, not a few words
+    assert small["peak_mb"] < default["peak_mb"]
+    assert small["peak_mb"] <= 300, "a 512 MB board needs room for its OS"
