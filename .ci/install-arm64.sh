@@ -11,4 +11,4 @@ NUMPY=$("$PYTHON" -c 'import numpy; print(numpy.__version__)')
 AS_ROOT=()
 [ "$(id -u)" = 0 ] || AS_ROOT=(sudo --preserve-env=ARM64_ROOT)
 echo "arm64 chroot with onnxruntime==$ORT numpy==$NUMPY (as on this machine)"
-"${AS_ROOT[@]}" env PKGS="onnxruntime==$ORT numpy==$NUMPY" bash .ci/arm64/build.sh
+"${AS_ROOT[@]}" env PKGS="onnxruntime==$ORT numpy==$NUMPY" PYTHON="$(command -v "$PYTHON")" bash .ci/arm64/build.sh

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Build an arm64 (aarch64) Debian chroot with onnxruntime + numpy, run under qemu-user (binfmt).
-# (From the lab's shared tools; .ci/install-arm64.sh calls it with the versions pinned to the venv's.)
 # Usage: sudo bash build.sh [ROOT]     (default ROOT=$ARM64_ROOT or ~/.cache/arm64-chroot)
 # Idempotent: each step is skipped when its result is already there.
+# .ci/install-arm64.sh calls it with PKGS pinned to the venv's versions. The wheels are installed by the
+# HOST's pip (PYTHON, default python3), asking PyPI for aarch64 wheels: pip under emulation took ~12 min.
 set -euo pipefail
 ROOT=${1:-${ARM64_ROOT:-$HOME/.cache/arm64-chroot}}
 SUITE=$(. /etc/os-release && echo "$VERSION_CODENAME")   # same suite as the host
 SOURCES=/etc/apt/sources.list.d/debian.sources            # same mirror(s) as the host's apt
 PKGS=${PKGS:-"onnxruntime numpy"}   # e.g. PKGS="onnxruntime==1.32.0 numpy" to match the host
+PYTHON=${PYTHON:-python3}
 t() { echo "[$(date +%T)] $*"; }
 
 # 1. host tools
@@ -25,50 +27,29 @@ fi
 [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
 arch-test arm64
 
-# 3. arm64 rootfs (both debootstrap stages; second stage runs under qemu via binfmt)
+# 3. arm64 rootfs with python3 only (both debootstrap stages; the second runs under qemu via binfmt)
 if [ ! -x "$ROOT/usr/bin/python3" ]; then
   t "mmdebstrap $SUITE arm64 -> $ROOT"
-  mmdebstrap --mode=root --variant=minbase --architectures=arm64 \
-    --include=python3,python3-venv,python3-pip,ca-certificates \
+  mmdebstrap --mode=root --variant=minbase --architectures=arm64 --include=python3 \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
     "$SUITE" "$ROOT" "$SOURCES"
 fi
 
-# 4. the host's extra CA certificates and DNS, so pip inside reaches the same index
-if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
-  mkdir -p "$ROOT/usr/local/share/ca-certificates"
-  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
-  chroot "$ROOT" update-ca-certificates >/dev/null
-fi
-cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
-
-# 5. the host's pip configuration (files; env vars are passed in step 6; index dirs bind-mounted ro)
-for f in /etc/pip.conf /etc/xdg/pip/pip.conf /etc/xdg/pip/constraints.txt /root/.config/pip/pip.conf; do
-  [ -f "$f" ] && install -D -m 0644 "$f" "$ROOT$f"
-done
-LOCAL_DIRS=""
-# local folders that the host's pip configuration names (file:// indexes, find-links) are bound in read-only
-for d in $(pip config list 2>/dev/null | grep -oE "(file://)?/[^' ]+" | sed 's|^file://||; s|/simple/*$||' | sort -u); do
-  [ -d "$d" ] && mkdir -p "$ROOT$d" && LOCAL_DIRS="$LOCAL_DIRS $d"
-done
-
-# 6. venv + pip install inside the chroot, in a private mount namespace (mounts vanish on exit)
-# Pinned versions (name==X) must be the ones installed: a chroot from an older run is brought up to date.
+# 4. the aarch64 wheels, installed by the host's pip into the chroot's /usr/local (on Debian's sys.path)
+PYVER=$(cd "$ROOT/usr/lib" && ls -d python3.* | grep -E '^python3\.[0-9]+$' | sort -V | tail -1 | sed 's/^python//')
+SITE="$ROOT/usr/local/lib/python$PYVER/dist-packages"
+mkdir -p "$ROOT/opt/ortvenv/bin"
+ln -sf /usr/bin/python3 "$ROOT/opt/ortvenv/bin/python"   # the name run.sh calls
 WANT=$(printf '%s\n' $PKGS | grep '==' | sort | tr '\n' ' ' || true)
 HAVE_CHECK="import importlib.metadata as m, sys; want=sys.argv[1].split(); sys.exit(any(m.version(w.split('==')[0]) != w.split('==')[1] for w in want))"
-if [ ! -x "$ROOT/opt/ortvenv/bin/python" ] || ! ARM64_ROOT="$ROOT" "$(dirname "$0")/run.sh" -- -c "$HAVE_CHECK" "$WANT" 2>/dev/null; then
-  t "venv + pip install $PKGS (inside arm64 chroot)"
-  unshare --mount --propagation private env ROOT="$ROOT" LOCAL_DIRS="$LOCAL_DIRS" PKGS="$PKGS" sh -ec '
-    mount -t proc proc "$ROOT/proc"
-    mount --rbind /sys "$ROOT/sys"
-    mount --rbind /dev "$ROOT/dev"
-    for d in $LOCAL_DIRS; do mount --bind -o ro "$d" "$ROOT$d"; done
-    chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
-      PIP_DEFAULT_TIMEOUT="${PIP_DEFAULT_TIMEOUT:-180}" PIP_DISABLE_PIP_VERSION_CHECK=1 \
-      PIP_CERT=/etc/ssl/certs/ca-certificates.crt ${PIP_FIND_LINKS:+PIP_FIND_LINKS=$PIP_FIND_LINKS} \
-      sh -ec "[ -x /opt/ortvenv/bin/python ] || python3 -m venv /opt/ortvenv
-              /opt/ortvenv/bin/pip install --no-compile --only-binary=:all: $PKGS"
-  '
+if ! ARM64_ROOT="$ROOT" bash "$(dirname "$0")/run.sh" -- -c "import onnxruntime, numpy; $HAVE_CHECK" "$WANT" 2>/dev/null; then
+  t "host pip: $PKGS for aarch64 cp${PYVER/./} -> $SITE"
+  rm -rf "$SITE.new"
+  "$PYTHON" -m pip install -q --no-compile --no-warn-script-location --only-binary=:all: --target "$SITE.new" \
+    --implementation cp --python-version "$PYVER" --abi "cp${PYVER/./}" --abi abi3 --abi none \
+    --platform manylinux_2_28_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64 \
+    --platform linux_aarch64 --platform any $PKGS
+  rm -rf "$SITE" && mv "$SITE.new" "$SITE"
 fi
 t "done"; du -sh "$ROOT"
