@@ -12,6 +12,7 @@ checks this), so the list can be read top to bottom.
     explore/     inside the graphs: structural diff, Netron, its pictures        (04 --diff, --netron, --pictures)
     compare/     size, speed, accuracy and memory of every backend, the report   (04)
     end2end/     one ONNX file, audio in, text out, and the page that runs it    (step 9 / 05)
+    device/      that file on a small ARM board: ORT format, operator list, runner (step 10 / 06)
 
 Shared helpers, usable by every part:
 
