@@ -15,7 +15,8 @@ from whisper_lab.compare.wer import word_count, word_error_rate
 from whisper_lab.onnx_files import onnx_pair
 from whisper_lab.transcribe import trial_audio
 from whisper_lab.transcribe.beam_search import beam_search
-from whisper_lab.transcribe.decoders import Window, decode_at_temperature, sample_or_greedy
+from whisper_lab.transcribe.decoders import Window, sample_or_greedy
+from whisper_lab.transcribe.segments import decode_at_temperature
 from whisper_lab.transcribe.onnx_whisper import OnnxWhisper
 from whisper_lab.transcribe.options import DecodingOptions
 from whisper_lab.transcribe.safeguards import (
