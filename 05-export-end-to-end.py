@@ -23,9 +23,10 @@ from pathlib import Path
 
 from whisper_lab.audio.loading import load_audio
 from whisper_lab.end2end.pipeline import PRECISIONS, build_precisions, end2end_file, summary_table
-from whisper_lab.end2end.session import EndToEnd, threads_from_env
+from whisper_lab.end2end.session import EndToEnd
 from whisper_lab.end2end.web_server import DEFAULT_PORT
 from whisper_lab.errors import LabError, run_cli
+from whisper_lab.onnx_files import threads_from_environment
 from whisper_lab.weights.model_source import DEFAULT_MODEL, check_whisper, model_name
 
 HERE = Path(__file__).resolve().parent
@@ -59,7 +60,7 @@ def parse_args() -> argparse.Namespace:
 
 def transcribe(args, precisions: list[str]) -> None:
     audio = load_audio(args.transcribe)  # fail on a bad file before any long build
-    threads = threads_from_env()
+    threads = threads_from_environment()
     build_precisions(args.model, args.output_dir, precisions, force=args.force)
     seconds = len(audio) / 16_000
     if seconds > 30:
@@ -111,7 +112,7 @@ def main() -> None:
 
         build_precisions(args.model, args.output_dir, precisions, force=args.force)
         return print(run_benchmark(args.output_dir, model_name(args.model), precisions, args.clips, args.rounds,
-                                   threads_from_env()))  # fmt: skip
+                                   threads_from_environment()))  # fmt: skip
     results = build_precisions(args.model, args.output_dir, precisions, force=args.force)
     print(summary_table(results))
     print(f"\nRun it in the browser: python {Path(__file__).name} --serve    "

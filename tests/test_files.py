@@ -29,3 +29,17 @@ def test_atomic_writes_read_the_umask_without_setting_it(tmp_path, monkeypatch):
     # the files still get the usual permissions under the umask in force (0o027 here)
     assert stat.S_IMODE((tmp_path / "speech.wav").stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o750
+
+
+def test_one_reading_of_the_thread_setting_for_every_step(monkeypatch):
+    import pytest
+
+    from whisper_lab.errors import LabError
+    from whisper_lab.onnx_files import threads_from_environment
+
+    for value, threads in (("", None), ("0", None), ("2", 2)):  # 0, as ONNX Runtime's own 0: every core
+        monkeypatch.setenv("WHISPER_LAB_THREADS", value)
+        assert threads_from_environment() == threads
+    monkeypatch.setenv("WHISPER_LAB_THREADS", "two")
+    with pytest.raises(LabError, match="whole number"):
+        threads_from_environment()

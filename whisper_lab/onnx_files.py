@@ -333,6 +333,21 @@ def check_interface(path: Path, expected: Interface, how_to_rebuild: str, sessio
         raise LabError(f"{path}: not {expected.what} this lab runs ({problem}); rebuild it: {how_to_rebuild}")
 
 
+def threads_from_environment() -> int | None:
+    """WHISPER_LAB_THREADS, if set: how many CPU threads ONNX Runtime may use (0 or unset: all cores).
+
+    One reading for 03, 04 and 05, so the same setting means the same everywhere."""
+    from .errors import LabError
+
+    value = os.environ.get("WHISPER_LAB_THREADS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise LabError(f"WHISPER_LAB_THREADS={value!r} is not a number of threads; "
+                       "set it to a whole number such as 2, or unset it")  # fmt: skip
+    return int(value) or None
+
+
 # --- external data: a .onnx and its side files, as one ---------------------------------------
 
 

@@ -9,13 +9,13 @@ file's own metadata), and UTF-8 decoding of the `text` output.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import LabError
+from ..onnx_files import check_interface, end2end_interface
 from ..transcribe.languages import check_english_only, language_token_id
 from .assemble import END2END_VERSION, MAX_SAMPLES
 
@@ -26,15 +26,6 @@ class Transcript:
     text: str
     no_speech_prob: float
     avg_logprob: float
-
-
-def threads_from_env() -> int | None:
-    value = os.environ.get("WHISPER_LAB_THREADS", "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise LabError(f"WHISPER_LAB_THREADS={value!r}: give a whole number of threads, e.g. 2")
-    return int(value)
 
 
 class EndToEnd:
@@ -57,6 +48,11 @@ class EndToEnd:
         if self.metadata.get("end2end_version") != END2END_VERSION:
             raise LabError(f"{path} comes from another version of this lab; build it again with "
                            "05-export-end-to-end.py --force")  # fmt: skip
+        # A file of another model saved under the lab's name (metadata copied or not) is named
+        # here in one line, instead of ONNX Runtime's "Required inputs" traceback at run time.
+        multilingual = self.metadata.get("multilingual", "1") != "0"
+        check_interface(path, end2end_interface(multilingual), "python 05-export-end-to-end.py --force",
+                        session=self.session)  # fmt: skip
         self.path = path
 
     def token_ids(self, language: str, task: str) -> dict[str, np.ndarray]:

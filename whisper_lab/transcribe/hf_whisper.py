@@ -14,6 +14,7 @@ Without timestamps it would have to cut blindly every 30 s.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,11 +40,9 @@ def heard_segments(segments: list[Segment], seconds: float) -> list[Segment]:
     it with earlier lines again, timed after the audio has ended (a 53 s reading got a segment at
     52.96 --> 62.24 of 20 repeated words).
     """
-    from ..compare.wer import normalize
-
     kept, said = [], ""
     for segment in segments:
-        words = normalize(segment.text)
+        words = " ".join(re.findall(r"[\w']+", segment.text.lower()))  # the words, without case or punctuation
         if segment.start >= seconds or (len(words.split()) >= REPEAT_MIN_WORDS and f" {words} " in f" {said} "):
             continue
         segment.end = min(segment.end, seconds)

@@ -36,6 +36,7 @@ from ..onnx_files import (
     decoder_output_names,
     encoder_interface,
     onnx_pair,
+    threads_from_environment,
 )
 from .decoders import Decoded, Window, sample_or_greedy
 from .languages import check_english_only, language_token_id
@@ -292,17 +293,6 @@ class OnnxWhisper:
     def transcribe(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
                    options: DecodingOptions | None = None) -> str:  # fmt: skip
         return self.transcript(audio, language, task, options).text
-
-
-def threads_from_environment() -> int | None:
-    """WHISPER_LAB_THREADS, if set: how many CPU threads ONNX Runtime may use (default: all cores)."""
-    value = os.environ.get("WHISPER_LAB_THREADS", "").strip()
-    if not value:
-        return None
-    if not value.isdigit():
-        raise LabError(f"WHISPER_LAB_THREADS={value!r} is not a number of threads; "
-                       "set it to a whole number such as 2, or unset it")  # fmt: skip
-    return int(value) or None
 
 
 def load_onnx_whisper(output_dir: Path, model_name: str, precision: str, threads: int | None = None,
