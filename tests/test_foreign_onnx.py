@@ -98,6 +98,7 @@ def test_a_folder_or_device_under_a_graph_name(folder, kind):
     assert snapshot(folder) == before
 
 
+@pytest.mark.slow  # a whole fp32 export again: over a minute
 def test_force_replaces_the_foreign_file(folder):
     encoder = onnx_pair(folder, NAME, "int8").encoder
     add_graph(encoder)

@@ -93,7 +93,8 @@ def long_recording(tmp_path_factory):
     return path, duration
 
 
-@pytest.mark.parametrize("words, fmt", [(False, "srt"), (True, "vtt")], ids=["segments-srt", "words-vtt"])
+@pytest.mark.parametrize("words, fmt", [(False, "srt"), pytest.param(True, "vtt", marks=pytest.mark.slow)],
+                         ids=["segments-srt", "words-vtt"])  # word times on a long recording: a minute
 def test_03_subtitles_of_a_long_recording(exported_run, long_recording, tmp_path, words, fmt):
     audio, duration = long_recording
     flags = ["--word-timestamps"] if words else []

@@ -216,7 +216,7 @@ def decoder_interface(meta: dict[str, str], attention: bool = False) -> Interfac
     outputs = [Port("logits", "float", (None, None, vocab))]
     outputs += [Port(name, "float", cache[name[4:].rsplit("_", 1)[0]]) for name in decoder_output_names(n_layer)[1:]]
     if attention:
-        outputs.append(Port(ALIGNMENT_OUTPUT, "float", (None, None, None)))
+        outputs.append(Port(ALIGNMENT_OUTPUT, "float", (None, None, None, None)))  # (batch, head, n_new, frames)
     return Interface("the attention decoder" if attention else "the decoder", tuple(inputs), tuple(outputs))
 
 
