@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -65,6 +66,15 @@ if _UMASK_AT_IMPORT is None:
 def _umask() -> int:
     mask = _read_umask()
     return _UMASK_AT_IMPORT if mask is None else mask
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, read 4 MB at a time (ONNX files run to hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _temp_prefix(name: str) -> str:

@@ -19,7 +19,6 @@ the version is in the stamp next to it, so the device installs at least that.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LabError
-from ..files import atomic_file, scratch_dir
+from ..files import atomic_file, file_sha256, scratch_dir
 from .operators import DEFAULT_DOMAIN, compare, graph_ops, read_config, subgraph_ops
 
 CONFIG_SUFFIX = ".required_operators.config"
@@ -47,18 +46,10 @@ def device_files(onnx_path: Path, device_dir: Path) -> DeviceFiles:
     return DeviceFiles(device_dir / f"{stem}.ort", device_dir / f"{stem}{CONFIG_SUFFIX}", device_dir / f"{stem}.ort.json")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def stamp_for(onnx_path: Path) -> dict[str, str]:
     import onnxruntime as ort
 
-    return {"source": Path(onnx_path).name, "source_sha256": _sha256(onnx_path), "onnxruntime": ort.__version__,
+    return {"source": Path(onnx_path).name, "source_sha256": file_sha256(onnx_path), "onnxruntime": ort.__version__,
             "optimization": "Fixed, level all, target arm"}  # fmt: skip
 
 

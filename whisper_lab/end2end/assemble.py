@@ -14,7 +14,6 @@ browser's onnxruntime-web included) can run the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..export.onnx_export import set_metadata
+from ..files import file_sha256
 from ..onnx_files import ExportedPair
 from ..transcribe.logit_rules import apply_rules
 from .byte_table import padded_table, text_nodes, token_bytes
@@ -45,19 +45,11 @@ class Origin:
 
     @classmethod
     def of(cls, pair: ExportedPair, padding: str = ENCODER_INPUT_PADDING) -> Origin:
-        return cls(_sha256(pair.encoder), _sha256(pair.decoder), padding)
+        return cls(file_sha256(pair.encoder), file_sha256(pair.decoder), padding)
 
     def metadata(self) -> dict[str, str]:
         return {"end2end_version": END2END_VERSION, "built_from_encoder_sha256": self.encoder_sha256,
                 "built_from_decoder_sha256": self.decoder_sha256, "front_end_padding": self.padding}  # fmt: skip
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def no_speech_token(tokenizer) -> int:
