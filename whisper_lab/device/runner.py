@@ -41,7 +41,7 @@ def small_board_options(threads: int | None = None):
     - no weight prepacking: at load, onnxruntime makes a second copy of every
       weight matrix in its kernels' tile layout; without it the kernels pack
       tiles as they go (a little slower), and the int8 file's 30 s window
-      stays under 300 MB (docs/embedded.md has the measurements).
+      peaks near 300 MB instead of 360 (docs/embedded.md has the measurements).
     """
     import onnxruntime as ort
 
