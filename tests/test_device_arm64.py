@@ -44,8 +44,7 @@ def staged(exported_run, tmp_path_factory):
     """The device folder (06 --precision all) and the sample speech, in one folder the chroot can see."""
     if not arm64.chroot_ready():
         message = f"no arm64 chroot at {arm64.chroot_root()}: run sudo bash .ci/install-arm64.sh"
-        # CI does not build the chroot yet: its build took ~29 min on a busy 2-core machine,
-        # over CI's budget (bash .ci/install-arm64.sh builds it by hand).
+        # .ci/run builds it before the slow suite (~3 min: the wheels come from the host's pip)
         pytest.skip(message)
     folder, _ = exported_run
     built = built_end2end(folder, tmp_path_factory.getbasetemp())
