@@ -2,15 +2,17 @@
 
     python 05-export-end-to-end.py                        # whisper_model_dir/whisper-base_end2end_int8.onnx
     python 05-export-end-to-end.py --precision all        # + whisper-base_end2end.onnx (fp32)
-    python 05-export-end-to-end.py --transcribe speech.wav
+    python 05-export-end-to-end.py --transcribe speech.wav [--timestamps]
     python 05-export-end-to-end.py --serve                # the page that transcribes in your browser
     python 05-export-end-to-end.py --benchmark            # the one file vs the two-graph path, side by side
 
 The file is built from the encoder and decoder that 03 exports (exported first
 if missing) and holds everything between the samples and the text: the log-mel
-front end as two MatMuls, the greedy decoding loop as an ONNX Loop whose body
-is the one-step decoder, and the token -> bytes table. Standard ONNX ops only,
-so onnxruntime-web runs it in a browser; open it in Netron to see the three parts.
+front end as two MatMuls, the decoding loop of one 30 s window as an ONNX Loop
+whose body is the one-step decoder, and the token -> bytes table. Standard ONNX
+ops only, so onnxruntime-web runs it in a browser; open it in Netron to see the
+three parts. A recording of any length is a short loop around it
+(whisper_lab/end2end/host.py): window after window, with Whisper's safeguards.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import time
 from pathlib import Path
 
 from whisper_lab.audio.loading import load_audio
+from whisper_lab.end2end.host import stderr_progress
 from whisper_lab.end2end.pipeline import PRECISIONS, build_precisions, end2end_file, summary_table
 from whisper_lab.end2end.session import EndToEnd
 from whisper_lab.end2end.web_server import DEFAULT_PORT
 from whisper_lab.errors import LabError, run_cli
 from whisper_lab.onnx_files import threads_from_environment
-from whisper_lab.weights.model_source import DEFAULT_MODEL, check_whisper, model_name
+from whisper_lab.transcribe.cli import print_transcript
+from whisper_lab.transcribe.languages import check_prompt_of_checkpoint
+from whisper_lab.weights.model_source import DEFAULT_MODEL, check_whisper, model_name, resolve_model
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,13 +49,15 @@ def parse_args() -> argparse.Namespace:
                         help="build the one file again even if it is up to date (03 --force exports the pair again)")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--transcribe", type=Path, metavar="AUDIO",
-                        help="transcribe the first 30 s of this file with the one-file model of --precision")
+                        help="transcribe this file (any length) with the one-file model of --precision")
     action.add_argument("--serve", action="store_true",
                         help="serve the web page that transcribes in the browser with the int8 file")
     action.add_argument("--benchmark", action="store_true",
                         help="time the one file against the two-graph greedy path on the same clips, side by side")
     parser.add_argument("--language", default="en", help="spoken language for --transcribe (default: en)")
     parser.add_argument("--task", choices=("transcribe", "translate"), default="transcribe", help="for --transcribe")
+    parser.add_argument("--timestamps", action="store_true",
+                        help="for --transcribe: print each segment as [start --> end]  text, as 03 does")
     parser.add_argument("--host", default="127.0.0.1", help="for --serve: address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"for --serve (default: {DEFAULT_PORT})")
     parser.add_argument("--clips", type=int, default=10, help="for --benchmark: how many real clips (default: 10)")
@@ -60,20 +67,17 @@ def parse_args() -> argparse.Namespace:
 
 def transcribe(args, precisions: list[str]) -> None:
     audio = load_audio(args.transcribe)  # fail on a bad file before any long build
+    source = resolve_model(args.model)  # and on a bad --language, before minutes of building
+    check_prompt_of_checkpoint(source.path, args.language, args.task, source.name)
     threads = threads_from_environment()
     build_precisions(args.model, args.output_dir, precisions, force=args.force)
-    seconds = len(audio) / 16_000
-    if seconds > 30:
-        print(f"{seconds:.0f} s of audio: the one-file model reads the first 30 s only "
-              "(03-export-encoder-decoder.py --transcribe reads it all, window by window)", file=sys.stderr)  # fmt: skip
     for precision in precisions:
         model = EndToEnd(end2end_file(args.output_dir, model_name(args.model), precision), threads=threads)
-        result = model.transcribe(audio, language=args.language, task=args.task)
+        result = model.transcribe(audio, language=args.language, task=args.task, timestamps=args.timestamps,
+                                  progress=stderr_progress)  # fmt: skip
         if len(precisions) > 1:
             print(f"[{precision}]", file=sys.stderr)
-        print("Transcription:")
-        print()
-        print(result.text)
+        print_transcript(result, args.timestamps)
 
 
 def serve(args) -> None:

@@ -221,12 +221,17 @@ def decoder_interface(meta: dict[str, str], attention: bool = False) -> Interfac
 
 
 def end2end_interface(multilingual: bool = True) -> Interface:
-    """audio (n_samples,) [+ language, task scalars] -> tokens, text (UTF-8 bytes), no_speech_prob, avg_logprob."""
-    # language and task have defaults in the graph (onnxruntime lists them as overridable initializers)
+    """One window: audio (n_samples,) [+ language, task, timestamps, prompt, temperature] -> tokens, text (UTF-8
+    bytes), text_end, no_speech_prob, avg_logprob, speech_seconds."""
+    # language, task and seed have defaults in the graph (onnxruntime lists them as overridable initializers)
     token = (Port("language", "int64", ()), Port("task", "int64", ())) if multilingual else ()
-    return Interface("the end-to-end model", (Port("audio", "float", (None,)),),
+    fed = (Port("audio", "float", (None,)), Port("timestamps", "bool", ()), Port("prompt", "int64", (None,)),
+           Port("temperature", "float", ()))
+    return Interface("the end-to-end model", fed,
                      (Port("tokens", "int64", (None,)), Port("text", "uint8", (None,)),
-                      Port("no_speech_prob", "float", ()), Port("avg_logprob", "float", ())), token)  # fmt: skip
+                      Port("text_end", "int64", (None,)), Port("no_speech_prob", "float", ()),
+                      Port("avg_logprob", "float", ()), Port("speech_seconds", "float", ())),
+                     (*token, Port("seed", "int64", ())))  # fmt: skip
 
 
 def _onnx_ports(values) -> list[Port]:

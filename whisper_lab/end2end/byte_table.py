@@ -11,10 +11,12 @@ a concatenation, which ONNX can do with a padded table:
     Gather the rows of the generated tokens -> (n, 33); keep the real bytes
     (column < length) with one Compress over the flattened rows -> the text.
 
-The host only has to read the bytes as UTF-8 (invalid sequences, from a token
-that ends inside a character, become U+FFFD there, as in the tokenizer).
-Leading and trailing ASCII whitespace is cut in the graph too, as the Python
-transcript does with `.strip()`.
+A second output, `text_end`, is the running sum of the lengths: where each
+token's bytes end. The host cuts a window's text into segments with it (the
+bytes between two timestamps), reads the bytes as UTF-8 (a token that ends
+inside a character leaves U+FFFD there, as in the tokenizer) and strips the
+outer spaces of each segment, as the Python transcript does with `.strip()`.
+Timestamps and other special tokens have rows of length 0: they write nothing.
 """
 
 from __future__ import annotations
@@ -22,10 +24,6 @@ from __future__ import annotations
 import numpy as np
 
 from .nodes import Nodes, i64
-
-# Python's str.strip() removes these single-byte characters (and some multi-byte ones, rare at the edges).
-ASCII_WHITESPACE = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
-
 
 def token_bytes(tokenizer, n_text_tokens: int) -> list[bytes]:
     """The bytes each of the first `n_text_tokens` token ids stands for (`tokenizers.Tokenizer`).
@@ -56,27 +54,13 @@ def padded_table(tokens: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return table, np.array([len(b) for b in tokens], dtype=np.uint8)
 
 
-def text_nodes(g: Nodes, tokens: str, table: np.ndarray, lengths: np.ndarray, output: str) -> str:
-    """Add the detokenizer: int64 text tokens [n] -> `output`, the UTF-8 bytes [m] without outer whitespace."""
+def text_nodes(g: Nodes, tokens: str, table: np.ndarray, lengths: np.ndarray, output: str, end_output: str) -> str:
+    """Add the detokenizer: int64 tokens [n] -> `output`, their UTF-8 bytes [m], and `end_output` [n]."""
     rows = g.op("Gather", g.const("byte_table", table), tokens, axis=0, label="token_bytes")  # (n, width)
     length = g.op("Cast", g.op("Gather", g.const("byte_lengths", lengths), tokens, axis=0), to=7, label="lengths")
+    g.op("CumSum", length, g.const("axis_0", np.int64(0)), outputs=[end_output], label="text_end")
     column = g.const("column", np.arange(table.shape[1], dtype=np.int64)[None, :])
     real = g.op("Less", column, g.op("Unsqueeze", length, g.const("axis_1", i64(1))), label="real_bytes")
     flat = g.op("Reshape", rows, g.const("flat", i64(-1)), label="all_bytes")
-    joined = g.op("Compress", flat, g.op("Reshape", real, g.const("flat", i64(-1))), axis=0, label="joined")
-
-    # strip(): find the first and one past the last byte that is not whitespace, and slice.
-    is_space = np.zeros(256, dtype=bool)
-    is_space[list(ASCII_WHITESPACE)] = True
-    visible = g.op("Not", g.op("Gather", g.const("is_space", is_space), g.op("Cast", joined, to=7), axis=0),
-                   label="visible")
-    size = g.op("Shape", joined, label="n_bytes")  # (1,)
-    position = g.op("Range", g.const("zero", np.int64(0)), g.op("Squeeze", size), g.const("one", np.int64(1)),
-                    label="position")
-    after = g.op("Add", position, g.const("one", np.int64(1)))
-    # A sentinel in each reduction: an all-space text gives start = m > end = 0, an empty slice.
-    start = g.op("ReduceMin", g.op("Concat", g.op("Where", visible, position, g.op("Squeeze", size)), size, axis=0),
-                 keepdims=1, label="first_visible")
-    end = g.op("ReduceMax", g.op("Concat", g.op("Where", visible, after, g.const("zero", np.int64(0))),
-                                 g.const("zero_1d", i64(0)), axis=0), keepdims=1, label="end_visible")
-    return g.op("Slice", joined, start, end, outputs=[output], label="strip")
+    return g.op("Compress", flat, g.op("Reshape", real, g.const("flat", i64(-1))), axis=0, outputs=[output],
+                label="joined")

@@ -84,7 +84,11 @@ def build(output_dir: Path, name: str, precision: str, force: bool = False) -> B
     save_onnx(model, target)  # onnx.checker, then a temporary name renamed into place
     del model
     built = Built(precision, target, pair, time.perf_counter() - start)
-    check_on_sample(built, whisper)
+    try:
+        check_on_sample(built, whisper)
+    except BaseException:
+        target.unlink(missing_ok=True)  # a file that failed its check must not be kept as up to date
+        raise
     return built
 
 
@@ -98,7 +102,7 @@ def check_on_sample(built: Built, whisper) -> None:
     mel = numpy_features(audio, n_mels=whisper.spec.n_mels)
     generated = whisper.decode_window(mel, whisper.prompt("en", "transcribe", timestamps=False), timestamps=False)
     built.pair_tokens = [t for t in generated if t < whisper.spec.eot]
-    built.sample_tokens = EndToEnd(built.path).transcribe(audio).tokens
+    built.sample_tokens = EndToEnd(built.path).window(audio).tokens
     if built.precision == "fp32" and built.sample_tokens != built.pair_tokens:
         raise LabError(f"{built.path.name} decodes the sample speech differently from the two-graph decoder "
                        f"({built.sample_tokens} vs {built.pair_tokens}); this is a bug, please report it")  # fmt: skip

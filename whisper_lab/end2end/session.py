@@ -1,9 +1,10 @@
-"""Run the one file from Python: plain onnxruntime, audio in, a transcript out.
+"""Run the one file from Python: plain onnxruntime, one 30 s window per `session.run`.
 
 Nothing of the lab is needed at run time: the file holds the front end, the
 loop and the byte table. This wrapper only adds what a script wants around
 `session.run`: one-line errors, the language name -> token id lookup (from the
-file's own metadata), and UTF-8 decoding of the `text` output.
+file's own metadata), and the outputs as a `OneWindow`. A whole recording is
+host.py's loop around `EndToEnd.window`.
 """
 
 from __future__ import annotations
@@ -17,15 +18,28 @@ import numpy as np
 from ..errors import LabError
 from ..onnx_files import check_interface, end2end_interface
 from ..transcribe.languages import check_english_only, language_token_id
-from .assemble import END2END_VERSION, MAX_SAMPLES
+from .assemble import END2END_VERSION, MAX_SAMPLES, OUTPUTS
 
 
 @dataclass(frozen=True)
-class Transcript:
-    tokens: list[int]
-    text: str
+class OneWindow:
+    """The outputs of one run: one window of at most 30 s, decoded once."""
+
+    tokens: list[int]  # without <|endoftext|>; timestamps too if asked for
+    text_bytes: bytes  # the tokens' UTF-8 bytes, not stripped
+    text_end: list[int]  # where each token's bytes end in text_bytes
     no_speech_prob: float
     avg_logprob: float
+    speech_seconds: float
+    temperature: float
+
+    @property
+    def text(self) -> str:
+        return self.text_bytes.decode("utf-8", errors="replace").strip()
+
+    @property
+    def text_tokens(self) -> list[int]:
+        return [t for t, start, end in zip(self.tokens, [0, *self.text_end], self.text_end) if end > start]
 
 
 class EndToEnd:
@@ -67,9 +81,25 @@ class EndToEnd:
         return {"language": np.array(language_token_id(language, lang_to_id, names), dtype=np.int64),
                 "task": np.array(int(meta[task]), dtype=np.int64)}  # fmt: skip
 
-    def transcribe(self, audio: np.ndarray, language: str = "en", task: str = "transcribe") -> Transcript:
-        audio = np.ascontiguousarray(audio[:MAX_SAMPLES], dtype=np.float32)
-        feeds = {"audio": audio, **self.token_ids(language, task)}
-        tokens, text, no_speech_prob, avg_logprob = self.session.run(None, feeds)
-        return Transcript(tokens.tolist(), bytes(text).decode("utf-8", errors="replace"),
-                          float(no_speech_prob), float(avg_logprob))  # fmt: skip
+    @property
+    def timestamp_begin(self) -> int:
+        return int(self.metadata["timestamp_begin"])
+
+    def window(self, audio: np.ndarray, language: str = "en", task: str = "transcribe", timestamps: bool = False,
+               prompt: list[int] = (), temperature: float = 0.0, seed: int = 0) -> OneWindow:  # fmt: skip
+        """One `session.run`: the first 30 s of `audio` decoded once."""
+        feeds = {"audio": np.ascontiguousarray(audio[:MAX_SAMPLES], dtype=np.float32),
+                 "timestamps": np.array(timestamps), "prompt": np.array(list(prompt), dtype=np.int64),
+                 "temperature": np.array(temperature, dtype=np.float32),
+                 "seed": np.array(seed, dtype=np.int64), **self.token_ids(language, task)}  # fmt: skip
+        tokens, text, text_end, no_speech_prob, avg_logprob, speech = self.session.run(OUTPUTS, feeds)
+        return OneWindow(tokens.tolist(), bytes(text), text_end.tolist(), float(no_speech_prob),
+                         float(avg_logprob), float(speech), temperature)  # fmt: skip
+
+    def transcribe(self, audio: np.ndarray, language: str = "en", task: str = "transcribe",
+                   timestamps: bool = False, options=None, progress=None):
+        """A recording of any length, with Whisper's safeguards: host.py's loop over `window`."""
+        from .host import transcribe
+
+        self.token_ids(language, task)  # a bad language or task fails before any work
+        return transcribe(self, audio, language, task, timestamps, options, progress)
