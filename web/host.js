@@ -164,7 +164,7 @@ export async function* transcribe(run, audio, { timestamp_begin, timestamps: ask
   while (seek < audio.length) {
     yield { window: result.windows + 1, windows: result.windows + Math.ceil((audio.length - seek) / WINDOW),
             seconds: seek / SAMPLE_RATE, total, segments: result.segments };  // prettier-ignore
-    const window = audio.subarray(seek, seek + WINDOW);
+    const window = audio.slice(seek, seek + WINDOW); // a copy: only these samples travel to a worker
     const started = performance.now();
     const { r, attempts } = await decodeWithFallback(run, window, { prompt: kept.slice(promptFrom), timestamps, language, task });
     result.windows += 1;

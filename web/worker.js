@@ -5,7 +5,7 @@
 // WebAssembly build still starts its own helper threads for the kernels (numThreads), which needs
 // a cross-origin isolated page: the lab's server sends the two headers for every file, this one too.
 //
-// Messages in:  {id, type: 'load', url, numThreads, options}    -> {id, inputs, outputs, seconds, numThreads}
+// Messages in:  {id, type: 'load', url | bytes, numThreads, options} -> {id, inputs, outputs, seconds, numThreads, bytes}
 //               {id, type: 'run', feeds: {name: {type, data, dims}}} -> {id, outputs: {name: {type, data, dims}}, seconds}
 //               {id, type: 'end-profiling'}                      -> {id} (the profile goes to the console)
 // Every reply to a failed request is {id, error}.
@@ -15,13 +15,15 @@ import * as ort from './ort/ort.wasm.min.mjs';
 ort.env.wasm.wasmPaths = new URL('./ort/', self.location.href).href;
 let session = null;
 
-async function load({ url, numThreads, options }) {
+async function load({ url, bytes, numThreads, options }) {
   const started = performance.now();
   // Threads are set once, before the first session: the WebAssembly module is instantiated with them.
   ort.env.wasm.numThreads = self.crossOriginIsolated ? numThreads : 1;
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (!bytes) { // the file's bytes, or where to download them
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    bytes = new Uint8Array(await response.arrayBuffer());
+  }
   if (session) await session.release();
   session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], logSeverityLevel: 3, ...options });
   // Which inputs the file has, with their element types: the caller fills them by name.
