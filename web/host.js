@@ -149,7 +149,8 @@ async function decodeWithFallback(run, window, options) {
 
 // An async generator: yields {window, windows, seconds, total, segments} before each window
 // (`windows` is an estimate: seeking may cut a window short), returns the transcript
-// {text, segments: [{start, end, text}], windows, skipped, fallbacks, note, log}.
+// {text, segments: [{start, end, text}], windows, skipped, fallbacks, note, tokens, log}
+// (tokens: those of the kept segments; log: each window's attempts, for the curious and the tests).
 // options: timestamp_begin (required: from the file's metadata), timestamps, language, task.
 export async function* transcribe(run, audio, { timestamp_begin, timestamps: asked = false, language, task } = {}) {
   const total = audio.length / SAMPLE_RATE;
@@ -166,10 +167,11 @@ export async function* transcribe(run, audio, { timestamp_begin, timestamps: ask
             seconds: seek / SAMPLE_RATE, total, segments: result.segments };  // prettier-ignore
     const window = audio.slice(seek, seek + WINDOW); // a copy: only these samples travel to a worker
     const started = performance.now();
-    const { r, attempts } = await decodeWithFallback(run, window, { prompt: kept.slice(promptFrom), timestamps, language, task });
+    const prompt = kept.slice(promptFrom);
+    const { r, attempts } = await decodeWithFallback(run, window, { prompt, timestamps, language, task });
     result.windows += 1;
     result.fallbacks += attempts.length > 1 ? 1 : 0;
-    result.log.push({ start: seek / SAMPLE_RATE, seconds: (performance.now() - started) / 1000,
+    result.log.push({ start: seek / SAMPLE_RATE, prompt: prompt.length, seconds: (performance.now() - started) / 1000,
                       attempts: attempts.map(({ temperature, ratio, avg_logprob, no_speech_prob, speech_seconds, text }) =>
                         ({ temperature, ratio, avg_logprob, no_speech_prob, speech_seconds, text })) });  // prettier-ignore
     if (r.silence) {
@@ -195,5 +197,5 @@ export async function* transcribe(run, audio, { timestamp_begin, timestamps: ask
   }
   result.text = utf8.decode(new Uint8Array(await new Blob(keptBytes).arrayBuffer())).trim();
   if (!hasWords(result.text)) return { ...result, text: '', segments: [], note: NO_SPEECH_NOTE };
-  return result;
+  return { ...result, tokens: kept };
 }
