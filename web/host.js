@@ -98,8 +98,7 @@ export function feedsFor(window, { prompt = [], temperature = 0, timestamps = fa
     timestamps: scalar.bool(timestamps),
     temperature: scalar.float32(temperature),
   };
-  // empty: the file's own default (an empty prompt); a zero-length tensor is left out
-  if (prompt.length) feeds.prompt = { type: 'int64', data: BigInt64Array.from(prompt, BigInt), dims: [prompt.length] };
+  feeds.prompt = { type: 'int64', data: BigInt64Array.from(prompt, BigInt), dims: [prompt.length] }; // may be empty
   if (language != null) feeds.language = scalar.int64(language); // English-only files have neither input
   if (task != null) feeds.task = scalar.int64(task);
   return feeds;
