@@ -325,3 +325,30 @@ def test_a_long_recording_through_the_page(int8_page, long_recording, exported_r
         assert all(w["prompt"] > 0 for w in result["log"][1:])
     lines = int8_page.page.inner_text("#transcript").splitlines()
     assert lines[0].startswith("[00:0") and " --> " in lines[0]
+
+
+def test_a_model_that_fails_to_load_leaves_the_one_in_use(chromium, built, tmp_path):
+    """The new model is loaded before the old one is closed: a file of another version is refused, the old stays."""
+    import onnx
+
+    from whisper_lab.end2end.web_server import PageServer
+    from whisper_lab.export.onnx_export import set_metadata
+
+    stale = tmp_path / "stale_end2end.onnx"
+    model = onnx.load(str(built.file("int8")))
+    set_metadata(model, {"end2end_version": "2"})
+    onnx.save(model, str(stale))
+    page_server = PageServer([built.file("int8"), stale], port=0)
+    page = Page(chromium, page_server)
+    try:
+        page.page.select_option("#model-choice", stale.name)
+        page.page.wait_for_function("() => whisperLab.error", timeout=60_000)
+        print(f"\n{page.page.inner_text('#status')}")
+        assert "another version" in page.page.inner_text("#status")
+        assert page.page.input_value("#model-choice") == built.file("int8").name
+        assert page.page.evaluate("whisperLab.ready") and not page.page.is_disabled("#file")
+        result = page.transcribe_file(JFK.path)  # the old model still transcribes
+        assert word_error_rate(JFK.text, result["text"]) <= 0.1
+    finally:
+        page.context.close()
+        page_server.stop()
