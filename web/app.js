@@ -1,21 +1,68 @@
 // The page of step 9: Whisper as one ONNX file, run by onnxruntime-web in this browser.
 //
-// Everything happens here: the audio is decoded to 16 kHz mono (audio.js), the samples go into
-// the model's `audio` input, and the model returns the transcript as UTF-8 bytes in `text`.
-// The log-mel front end, the decoding loop and the byte table are all inside the .onnx file.
+// Everything happens here: the audio is decoded to 16 kHz mono (audio.js), and host.js runs the
+// model on it window by window, with Whisper's safeguards (host.js says which). Each run of the
+// .onnx file decodes one 30 s window: log-mel front end, encoder, decoding loop and byte table
+// are all inside it. The model runs in a Web Worker (worker.js), so the page stays responsive.
 
-import * as ort from './ort/ort.wasm.min.mjs';
-import { WINDOW_SAMPLES, SAMPLE_RATE, decodeToMono16k, problemWith } from './audio.js';
+import { SAMPLE_RATE, decodeToMono16k, problemWith } from './audio.js';
+import { FED_INPUTS, timestampLine, transcribe } from './host.js';
 
-ort.env.wasm.wasmPaths = new URL('./ort/', location.href).href;
-// Several threads need a cross-origin isolated page (the server sends the two headers for it).
-ort.env.wasm.numThreads = crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+const END2END_VERSION = '3'; // the one-window interface host.js speaks
+const THREADS = Math.min(4, navigator.hardwareConcurrency || 1);
+// Several threads need SharedArrayBuffer, which browsers give only a cross-origin isolated page.
+const THREADS_AVAILABLE = self.crossOriginIsolated && typeof SharedArrayBuffer !== 'undefined';
 
 const $ = (id) => document.getElementById(id);
-// For the browser console, and for the lab's tests: the last samples fed to the model, and its outputs.
-window.whisperLab = { ready: false, busy: false, model: null, pcm: null, result: null, error: null };
-let session = null;
+// For the browser console, and for the lab's tests: the samples of the last clip, and its transcript.
+window.whisperLab = { ready: false, busy: false, model: null, pcm: null, result: null, error: null, progress: null,
+                      config: null };  // prettier-ignore
+let config = null;
+let model = null; // the loaded Model
 let recorder = null;
+
+// One model in its own worker (worker.js): load it, run it, end it (which frees its memory).
+class Model {
+  constructor(name) {
+    this.name = name;
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.pending = new Map();
+    this.nextId = 1;
+    this.worker.onmessage = ({ data }) => {
+      const { resolve, reject } = this.pending.get(data.id);
+      this.pending.delete(data.id);
+      if (data.error) reject(new Error(data.error));
+      else resolve(data);
+    };
+    this.worker.onerror = (event) => {
+      for (const { reject } of this.pending.values()) reject(new Error(event.message || 'the model\'s worker failed'));
+      this.pending.clear();
+    };
+  }
+
+  request(message, transfer = []) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, ...message }, transfer);
+    });
+  }
+
+  async load(bytes) {
+    this.info = await this.request({ type: 'load', bytes, numThreads: THREADS, options: {}, required: FED_INPUTS },
+                                   [bytes.buffer]);  // prettier-ignore
+    return this.info;
+  }
+
+  // host.js's `run`: feeds in, the outputs out
+  run = async (feeds) => (await this.request({ type: 'run', feeds })).outputs;
+
+  end() {
+    this.worker.terminate();
+    for (const { reject } of this.pending.values()) reject(new Error('the model was closed'));
+    this.pending.clear();
+  }
+}
 
 function setStatus(message, isError = false) {
   $('status').textContent = message;
@@ -23,9 +70,11 @@ function setStatus(message, isError = false) {
   if (isError) window.whisperLab.error = message;
 }
 
+// Controls: usable when a model is loaded and nothing runs; while recording only Stop is.
 function enableInputs(enabled) {
   $('record').disabled = !enabled || !navigator.mediaDevices;
   $('file').disabled = !enabled;
+  $('timestamps').disabled = !enabled;
   $('model-choice').disabled = !enabled;
 }
 
@@ -46,29 +95,78 @@ async function download(url, progress) {
   return new Uint8Array(await new Blob(chunks).arrayBuffer());
 }
 
+// What the host loop needs from the file (config.json has it from the file's metadata), or why not.
+function metadataProblem(name) {
+  const meta = config.metadata?.[name];
+  if (!meta) return `config.json says nothing of ${name}`;
+  if (meta.end2end_version !== END2END_VERSION) {
+    return `${name} was built by another version of this lab (version ${meta.end2end_version ?? 'unknown'}, ` +
+      `this page needs ${END2END_VERSION}); build it again: python 05-export-end-to-end.py --force`;
+  }
+  if (!Number.isInteger(meta.timestamp_begin)) return `${name} has no timestamp_begin in its metadata`;
+  return null;
+}
+
+// The new model is loaded before the old one is closed: if it fails, the old one stays in use.
 async function loadModel(name) {
   enableInputs(false);
   window.whisperLab.ready = false;
+  window.whisperLab.error = null;
   setStatus(`Loading ${name} ...`);
   const started = performance.now();
-  const bytes = await download(`models/${name}`, (fraction) => {
-    $('model-progress').value = fraction;
-    $('model-status').textContent = `${Math.round(fraction * 100)} %`;
-  });
-  $('model-status').textContent = 'preparing ...';
-  if (session) await session.release();
-  // logSeverityLevel 3: errors only, not the notice that `language` and `task` are overridable defaults
-  session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], logSeverityLevel: 3 });
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  $('model-status').textContent = `${(bytes.length / 1e6).toFixed(0)} MB, ready in ${seconds} s, ` +
-    `${ort.env.wasm.numThreads} thread(s)`;
-  window.whisperLab.model = name;
-  window.whisperLab.ready = true;
-  setStatus('Ready: record, or choose an audio file.');
-  enableInputs(true);
+  let candidate = null;
+  try {
+    const problem = metadataProblem(name);
+    if (problem) throw new Error(problem);
+    const bytes = await download(`models/${name}`, (fraction) => {
+      $('model-progress').value = fraction;
+      $('model-status').textContent = `${Math.round(fraction * 100)} %`;
+    });
+    const size = bytes.length;
+    $('model-status').textContent = 'preparing ...';
+    candidate = new Model(name);
+    const info = await candidate.load(bytes);
+    model?.end();
+    model = candidate;
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    $('model-status').textContent = `${(size / 1e6).toFixed(0)} MB, ready in ${seconds} s, ${info.numThreads} thread(s)` +
+      (THREADS_AVAILABLE ? '' : ' (WebAssembly threads are unavailable: the page is not cross-origin isolated, ' +
+        'so the model runs on one thread, several times slower; open it as 05 --serve serves it)');
+    window.whisperLab.model = name;
+    setStatus('Ready: record, or choose an audio file.');
+  } catch (error) {
+    candidate?.end();
+    const kept = model ? `; still using ${model.name}` : '';
+    setStatus(`The model ${name} could not be loaded: ${error.message}${kept}`, true);
+    $('model-status').textContent = model ? `${model.name} (kept)` : 'no model';
+    if (model) $('model-choice').value = model.name;
+  } finally {
+    window.whisperLab.ready = model !== null;
+    enableInputs(model !== null);
+  }
 }
 
-async function transcribe(bytes, label) {
+const minutes = (seconds) => `${Math.floor(seconds / 60)}:${String(Math.floor(seconds % 60)).padStart(2, '0')}`;
+
+function showProgress({ window: index, windows, seconds, total, segments }) {
+  $('progress').hidden = false;
+  $('progress').value = total ? seconds / total : 0;
+  $('progress-line').textContent = `window ${index} of ${windows}, ${minutes(seconds)} of ${minutes(total)}`;
+  window.whisperLab.progress = { window: index, windows, seconds, total };
+  if (segments.length) showTranscript(segments, true);
+}
+
+function showTranscript(segments, timed, note = null) {
+  const box = $('transcript');
+  box.classList.toggle('empty', note !== null);
+  box.classList.toggle('timed', timed);
+  if (note !== null) box.textContent = note;
+  else if (timed) box.textContent = segments.map(timestampLine).join('\n');
+  else box.textContent = segments.map((s) => s.text).join(' ');
+  box.hidden = false;
+}
+
+async function transcribeAudio(bytes, label, recordedRate = null) {
   window.whisperLab.busy = true;
   enableInputs(false);
   $('transcript').hidden = true;
@@ -78,36 +176,37 @@ async function transcribe(bytes, label) {
     const { samples, sourceRate, channels } = await decodeToMono16k(bytes);
     const problem = problemWith(samples);
     if (problem) throw new Error(problem);
-    const pcm = samples.length > WINDOW_SAMPLES ? samples.subarray(0, WINDOW_SAMPLES) : samples;
-    window.whisperLab.pcm = pcm;
-    setStatus(`Transcribing ${(pcm.length / SAMPLE_RATE).toFixed(1)} s of audio ...`);
+    window.whisperLab.pcm = samples;
+    const total = samples.length / SAMPLE_RATE;
+    setStatus(`Transcribing ${minutes(total)} of audio ...`);
     const started = performance.now();
-    const out = await session.run({ audio: new ort.Tensor('float32', pcm, [pcm.length]) });
+    const asked = $('timestamps').checked;
+    const meta = config.metadata[model.name];
+    const loop = transcribe(model.run, samples, { timestamp_begin: meta.timestamp_begin, timestamps: asked });
+    let step;
+    while (!(step = await loop.next()).done) showProgress(step.value);
     const seconds = (performance.now() - started) / 1000;
-    const result = {
-      text: new TextDecoder('utf-8').decode(out.text.data),
-      tokens: Array.from(out.tokens.data, Number),
-      noSpeechProb: out.no_speech_prob.data[0],
-      avgLogprob: out.avg_logprob.data[0],
-      seconds,
-    };
+    const result = { ...step.value, seconds };
     window.whisperLab.result = result;
-    $('transcript').textContent = result.text;
-    $('transcript').hidden = false;
+    $('progress').value = 1;
+    $('progress-line').textContent = `${result.windows} window(s), ${minutes(total)} of ${minutes(total)}`;
+    // times where they tell something: asked for, or a recording of more than one window
+    showTranscript(result.segments, asked || result.windows > 1, result.note);
+    const rate = sourceRate ?? recordedRate;
     showDetails([
-      ['audio', `${label}: ${(samples.length / SAMPLE_RATE).toFixed(1)} s, ${sourceRate} Hz, ${channels} channel(s)` +
-        (samples.length > WINDOW_SAMPLES ? ' (the first 30 s transcribed)' : '')],
-      ['time', `${seconds.toFixed(1)} s in this browser`],
-      ['tokens', `${result.tokens.length}`],
-      ['no_speech_prob', result.noSpeechProb.toFixed(3)],
-      ['avg_logprob', result.avgLogprob.toFixed(3)],
+      ['audio', `${label}: ${total.toFixed(1)} s, ${rate ? `${rate} Hz` : 'sample rate unknown'}, ` +
+        `${channels} channel(s), heard as 16 kHz mono`],
+      ['time', `${seconds.toFixed(1)} s in this browser (${(total / seconds).toFixed(1)} x real time)`],
+      ['windows', `${result.windows} of up to 30 s; ${result.skipped} skipped as no speech, ` +
+        `${result.fallbacks} decoded again at a higher temperature`],
+      ['segments', `${result.segments.length}`],
     ]);
-    setStatus('Done.');
+    setStatus(result.note ? 'Done: nothing to transcribe.' : 'Done.');
   } catch (error) {
     setStatus(`Not transcribed: ${error.message}`, true);
   } finally {
     window.whisperLab.busy = false;
-    enableInputs(true);
+    enableInputs(model !== null);
   }
 }
 
@@ -130,24 +229,44 @@ async function startRecording() {
     setStatus(`No microphone: ${error.message}. Open the page as http://localhost:PORT (a forwarded port).`, true);
     return;
   }
+  const rate = stream.getAudioTracks()[0]?.getSettings().sampleRate ?? null;
   const chunks = [];
   recorder = new MediaRecorder(stream);
   recorder.ondataavailable = (event) => chunks.push(event.data);
   recorder.onstop = async () => {
     stream.getTracks().forEach((track) => track.stop());
     const blob = new Blob(chunks, { type: recorder.mimeType });
-    await transcribe(await blob.arrayBuffer(), 'your recording');
+    await transcribeAudio(await blob.arrayBuffer(), 'your recording', rate);
   };
   recorder.start();
-  $('record').disabled = true;
+  enableInputs(false); // the model stays as it is while recording
   $('stop').disabled = false;
-  $('file').disabled = true;
   setStatus('Recording ... click Stop when you are done.');
 }
 
 function stopRecording() {
   $('stop').disabled = true;
   recorder.stop();
+}
+
+async function fetchConfig() {
+  let response;
+  try {
+    response = await fetch('config.json');
+  } catch (error) {
+    throw new Error(`config.json could not be fetched (${error.message}); is the server still running?`);
+  }
+  if (!response.ok) {
+    throw new Error(`config.json: HTTP ${response.status}; serve this page with python 05-export-end-to-end.py --serve`);
+  }
+  let parsed;
+  try {
+    parsed = await response.json();
+  } catch {
+    throw new Error('config.json is not JSON; serve this page with python 05-export-end-to-end.py --serve');
+  }
+  if (!Array.isArray(parsed.models) || parsed.models.length === 0) throw new Error('config.json lists no model');
+  return parsed;
 }
 
 async function main() {
@@ -158,19 +277,16 @@ async function main() {
   $('stop').addEventListener('click', stopRecording);
   $('file').addEventListener('change', async () => {
     const file = $('file').files[0];
-    if (file) await transcribe(await file.arrayBuffer(), file.name);
+    if (file) await transcribeAudio(await file.arrayBuffer(), file.name);
     $('file').value = '';
   });
-  const config = await (await fetch('config.json')).json();
+  config = await fetchConfig();
+  window.whisperLab.config = config;
   const wanted = new URLSearchParams(location.search).get('model') || config.default;
   for (const name of config.models) $('model-choice').add(new Option(name, name, false, name === wanted));
-  $('model-choice').addEventListener('change', () => loadModel($('model-choice').value).catch(fail));
+  $('model-choice').addEventListener('change', () => loadModel($('model-choice').value));
   if (!config.models.includes(wanted)) throw new Error(`no model ${wanted} on this server`);
   await loadModel(wanted);
 }
 
-function fail(error) {
-  setStatus(`The model could not be loaded: ${error.message}`, true);
-}
-
-main().catch(fail);
+main().catch((error) => setStatus(`The page could not start: ${error.message}`, true));

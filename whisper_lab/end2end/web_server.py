@@ -18,22 +18,26 @@ page may use the microphone there.
 
 from __future__ import annotations
 
-import errno
 import json
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from .. import serving
 from ..errors import LabError
-from ..serving import WILDCARD_HOSTS, forwarding_advice, probe_bind
+from ..onnx_files import read_metadata
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 ORT_DIST = WEB_DIR / "node_modules" / "onnxruntime-web" / "dist"
 # The wasm build of onnxruntime-web: the ES module, its worker/loader module and the WebAssembly binary.
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-PAGE_FILES = ("index.html", "app.js", "audio.js", "style.css")
+PAGE_FILES = ("index.html", "app.js", "audio.js", "host.js", "worker.js", "style.css")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+RUNNING = "05 --serve"  # what probably holds a taken port
+# From each model's metadata into config.json: the host loop's token ids, and what to tell a stale file by.
+PAGE_METADATA = ("timestamp_begin", "eot", "end2end_version", "multilingual", "model_name", "precision")
+INT_KEYS = ("timestamp_begin", "eot", "multilingual")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
          ".css": "text/css", ".wasm": "application/wasm", ".onnx": "application/octet-stream",
          ".json": "application/json"}  # fmt: skip
@@ -80,22 +84,26 @@ class _Handler(SimpleHTTPRequestHandler):
         pass  # one line per file would bury the advice printed at the start
 
 
-def listen_error(exc: OSError | OverflowError, host: str, port: int) -> LabError:
-    """What to do when host:port cannot be listened on, in one line."""
-    if isinstance(exc, OverflowError) or not 0 <= port <= 65535:  # bind() raises OverflowError above 65535
-        return LabError(f"--port {port}: a port is a number from 1 to 65535 (0 = any free port)")
-    if exc.errno == errno.EADDRINUSE:
-        return LabError(f"port {port} is already in use (is the page served in another terminal?); "
-                        f"stop that program, or choose another port, e.g. --port {port + 1}")  # fmt: skip
-    return LabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host")
-
-
 def check_can_listen(host: str, port: int) -> None:
-    """Before a long build: would the server get this address? (the bind probe of 01 and Netron)"""
-    try:
-        probe_bind(host, port)
-    except (OSError, OverflowError) as exc:  # socket.gaierror (unknown host) is an OSError too
-        raise listen_error(exc, host, port) from exc
+    """Before a long build: would the server get this address? (serving.py's bind probe, as 01 and Netron)"""
+    serving.check_can_listen(host, port, running=RUNNING, default_port=DEFAULT_PORT, any_port=True)
+
+
+def page_config(models: list[Path]) -> dict:
+    """config.json: the models to offer, and what the page's host loop needs from each file's metadata.
+
+    timestamp_begin: the first timestamp token (segments and seeking); eot: <|endoftext|>. Read
+    with onnx from the served files themselves (graph and metadata only, not a session).
+    """
+    metadata = {}
+    for model in models:
+        try:
+            meta = read_metadata(model)
+        except Exception as exc:  # onnx raises its own DecodeError for a damaged file
+            raise LabError(f"{model}: cannot read it as ONNX ({str(exc)[:120]}); build it again with "
+                           "05-export-end-to-end.py --force") from exc  # fmt: skip
+        metadata[model.name] = {key: (int(meta[key]) if key in INT_KEYS else meta[key]) for key in PAGE_METADATA if key in meta}
+    return {"models": [m.name for m in models], "default": models[0].name, "metadata": metadata}
 
 
 class PageServer:
@@ -106,24 +114,23 @@ class PageServer:
         routes = {"/": WEB_DIR / "index.html", **{f"/{name}": WEB_DIR / name for name in PAGE_FILES}}
         routes |= {f"/ort/{name}": ORT_DIST / name for name in ORT_FILES}
         routes |= {f"/models/{m.name}": m for m in models}
-        config = json.dumps({"models": [m.name for m in models], "default": models[0].name}).encode()
+        config = json.dumps(page_config(models)).encode()
         try:  # http.server binds here, in our code: its errors become one line too
             self.httpd = ThreadingHTTPServer((host, port), partial(_Handler, routes=routes, config=config))
         except (OSError, OverflowError) as exc:
-            raise listen_error(exc, host, port) from exc
+            raise serving.listen_error(exc, host, port, RUNNING, DEFAULT_PORT, any_port=True) from exc
         self.host, self.port = host, self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        host = "localhost" if self.host in (*WILDCARD_HOSTS, "127.0.0.1") else self.host
-        return f"http://{host}:{self.port}"
+        return serving.page_url(self.host, self.port)
 
     def advice(self) -> str:
         lines = [f"The page is at {self.url}  (Ctrl-C to stop)", "",
                  "On this machine, open that address. From your laptop, forward the port first:",
-                 *forwarding_advice(self.port),
+                 *serving.forwarding_advice(self.port),
                  "The microphone works on http://localhost (a secure context); the audio never leaves the browser."]  # fmt: skip
         return "\n".join(lines)
 
