@@ -6,7 +6,7 @@
 // are all inside it. The model runs in a Web Worker (worker.js), so the page stays responsive.
 
 import { SAMPLE_RATE, decodeToMono16k, problemWith } from './audio.js';
-import { FED_INPUTS, timestampLine, transcribe } from './host.js';
+import { timestampLine, transcribe } from './host.js';
 
 const END2END_VERSION = '3'; // the one-window interface host.js speaks
 const THREADS = Math.min(4, navigator.hardwareConcurrency || 1);
@@ -49,8 +49,7 @@ class Model {
   }
 
   async load(bytes) {
-    this.info = await this.request({ type: 'load', bytes, numThreads: THREADS, options: {}, required: FED_INPUTS },
-                                   [bytes.buffer]);  // prettier-ignore
+    this.info = await this.request({ type: 'load', bytes, numThreads: THREADS, options: {} }, [bytes.buffer]);
     return this.info;
   }
 

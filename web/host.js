@@ -92,8 +92,6 @@ const scalar = {
   bool: (v) => ({ type: 'bool', data: Uint8Array.from([v ? 1 : 0]), dims: [] }),
 };
 
-export const FED_INPUTS = ['timestamps', 'temperature', 'prompt']; // besides audio, in every run
-
 export function feedsFor(window, { prompt = [], temperature = 0, timestamps = false, language, task }) {
   const feeds = {
     audio: { type: 'float32', data: window, dims: [window.length] },
