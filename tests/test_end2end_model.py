@@ -90,11 +90,14 @@ def test_interface(built, precision):
     inputs = {i.name: (i.type, i.shape) for i in session.get_inputs()}
     overridable = {i.name: (i.type, i.shape) for i in session.get_overridable_initializers()}
     outputs = {o.name: (o.type, o.shape) for o in session.get_outputs()}
-    assert inputs == {"audio": ("tensor(float)", ["n_samples"])}
-    assert overridable == {"language": ("tensor(int64)", []), "task": ("tensor(int64)", [])}
-    assert tuple(inputs) + tuple(overridable) == INPUTS
+    assert inputs == {"audio": ("tensor(float)", ["n_samples"]), "timestamps": ("tensor(bool)", []),
+                      "prompt": ("tensor(int64)", ["n_prompt"]), "temperature": ("tensor(float)", [])}  # fmt: skip
+    assert overridable == {"language": ("tensor(int64)", []), "task": ("tensor(int64)", []),
+                           "seed": ("tensor(int64)", [])}  # fmt: skip
+    assert set(inputs) | set(overridable) == set(INPUTS)
     assert outputs == {"tokens": ("tensor(int64)", ["n_tokens"]), "text": ("tensor(uint8)", ["n_bytes"]),
-                       "no_speech_prob": ("tensor(float)", []), "avg_logprob": ("tensor(float)", [])}  # fmt: skip
+                       "text_end": ("tensor(int64)", ["n_tokens"]), "no_speech_prob": ("tensor(float)", []),
+                       "avg_logprob": ("tensor(float)", []), "speech_seconds": ("tensor(float)", [])}  # fmt: skip
     assert tuple(outputs) == OUTPUTS
     graph = onnx.load(str(built.file(precision)), load_external_data=False).graph
     defaults = {i.name: int(onnx.numpy_helper.to_array(i)) for i in graph.initializer if i.name in ("language", "task")}
@@ -130,8 +133,9 @@ def test_byte_table_spells_every_token_as_the_tokenizer_does(built):
     graph = onnx.load(str(built.file("int8")), load_external_data=False).graph
     arrays = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer if i.name.startswith("text.byte_")}
     table, lengths = arrays["text.byte_table"], arrays["text.byte_lengths"]
-    assert table.shape[0] == whisper.spec.eot  # every text token, no special ones
-    mismatches = [t for t in range(len(table))
+    eot = whisper.spec.eot
+    assert table.shape[0] > eot and not lengths[eot:].any()  # special tokens and timestamps write nothing
+    mismatches = [t for t in range(eot)
                   if bytes(table[t, : lengths[t]]).decode("utf-8", "replace") != whisper.tokenizer.decode([t])]  # fmt: skip
     assert not mismatches, mismatches[:10]
 
@@ -234,7 +238,7 @@ def test_scores_match_openai_definitions(built, jfk_audio):
         graph_mel = ort.InferenceSession(front_end_model().SerializeToString(), providers=["CPUExecutionProvider"]).run(
             None, {"audio": jfk_audio})[0][0]
         tokens, no_speech_prob, avg_logprob = greedy_with_scores(whisper, graph_mel, no_speech_token(whisper.tokenizer))
-        result = EndToEnd(built.file(precision)).transcribe(jfk_audio)
+        result = EndToEnd(built.file(precision)).window(jfk_audio)
         print(f"\n{precision}: no_speech_prob {result.no_speech_prob:.5f} (numpy {no_speech_prob:.5f}), "
               f"avg_logprob {result.avg_logprob:.5f} (numpy {avg_logprob:.5f})")
         assert result.tokens == tokens
@@ -248,10 +252,10 @@ def test_language_and_task_inputs_override_the_defaults(built, jfk_audio):
     one_file = EndToEnd(built.file("fp32"))
     for language, task in (("de", "transcribe"), ("de", "translate")):
         expected = whisper.decode_window(numpy_features(jfk_audio), whisper.prompt(language, task, False), False)
-        result = one_file.transcribe(jfk_audio, language=language, task=task)
+        result = one_file.window(jfk_audio, language=language, task=task)
         print(f"\n{language} {task}: {result.text}")
         assert result.tokens == [t for t in expected if t < whisper.spec.eot]
-    assert one_file.transcribe(jfk_audio, "de").tokens != one_file.transcribe(jfk_audio).tokens
+    assert one_file.window(jfk_audio, "de").tokens != one_file.window(jfk_audio).tokens
 
 
 # --- no Python of ours needed -----------------------------------------------------------------------------
@@ -265,8 +269,10 @@ with wave.open(sys.argv[1]) as f:
 found = {}
 for path in sys.argv[2:]:
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    tokens, text, no_speech_prob, avg_logprob = session.run(None, {"audio": audio})
-    found[path] = {"tokens": tokens.tolist(), "text": bytes(text).decode("utf-8")}
+    feeds = {"audio": audio, "timestamps": np.array(False), "prompt": np.zeros(0, dtype=np.int64),
+             "temperature": np.array(0.0, dtype=np.float32)}
+    tokens, text, text_end, no_speech_prob, avg_logprob, speech_seconds = session.run(None, feeds)
+    found[path] = {"tokens": tokens.tolist(), "text": bytes(text).decode("utf-8").strip()}
 try:
     import whisper_lab
     found["lab_importable"] = True
@@ -286,7 +292,7 @@ def test_runs_with_plain_onnxruntime_in_a_process_that_imports_nothing_from_the_
     found = json.loads(result.stdout)
     assert found["lab_importable"] is False and found["lab_modules"] == []
     for precision, path in zip(("fp32", "int8"), files):
-        expected = EndToEnd(built.file(precision)).transcribe(jfk_audio)  # the lab's own wrapper, in this process
+        expected = EndToEnd(built.file(precision)).window(jfk_audio)  # the lab's own wrapper, in this process
         print(f"\n{precision} in a plain process: {found[path]['text']}")
         assert found[path]["tokens"] == expected.tokens and found[path]["text"] == expected.text
     assert found[files[0]]["text"] == JFK.text  # fp32: what the two-graph decoder and PyTorch write
