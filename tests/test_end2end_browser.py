@@ -134,13 +134,15 @@ def int8_page(chromium, server):
 
 
 def one_run_tokens(path, pcm: np.ndarray) -> list[int]:
-    """One run of the file by native ONNX Runtime, with its defaults (greedy, no prompt, no timestamps)."""
+    """One run of the file by native ONNX Runtime: greedy, no prompt, no timestamps."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    (tokens,) = session.run(["tokens"], {"audio": pcm})
+    feeds = {"audio": pcm, "timestamps": np.array(False), "prompt": np.zeros(0, dtype=np.int64),
+             "temperature": np.array(0.0, dtype=np.float32)}
+    (tokens,) = session.run(["tokens"], feeds)
     return tokens.tolist()
 
 
