@@ -221,6 +221,7 @@ def test_a_recording_made_in_the_page_is_transcribed(int8_page):
     page = int8_page.page
     page.evaluate("whisperLab.result = null; whisperLab.error = null")
     page.click("#record")
+    page.wait_for_selector("#stop:not([disabled])")  # the microphone is open: recording has begun
     # while recording only Stop can be used: not the model choice, nor a file
     assert page.is_disabled("#model-choice") and page.is_disabled("#file") and not page.is_disabled("#stop")
     time.sleep(11.5)  # the fake microphone plays JFK's 11 s sentence from the start of the recording

@@ -221,10 +221,12 @@ function showDetails(rows) {
 }
 
 async function startRecording() {
+  enableInputs(false); // the model stays as it is while recording, from the first click on
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   } catch (error) {
+    enableInputs(true);
     setStatus(`No microphone: ${error.message}. Open the page as http://localhost:PORT (a forwarded port).`, true);
     return;
   }
@@ -238,7 +240,6 @@ async function startRecording() {
     await transcribeAudio(await blob.arrayBuffer(), 'your recording', rate);
   };
   recorder.start();
-  enableInputs(false); // the model stays as it is while recording
   $('stop').disabled = false;
   setStatus('Recording ... click Stop when you are done.');
 }

@@ -76,7 +76,7 @@ function scalar(meta, value) {
 // The model's inputs, filled by name. `audio` is the only one every version of the one-file model
 // has; the others are given only when the file has them, so an older or newer file works as well:
 //   language, task   token ids (the file's defaults otherwise: English, transcribe)
-//   previous         prompt tokens (the text before this window), int64 [n]
+//   prompt           the text before this window, as tokens, int64 [n] (`previous` in older files)
 //   timestamps, temperature, seed   0 = plain greedy decoding, reproducible
 export function feedsFor(inputs, audio, { language, task, previous = [], timestamps = 0, temperature = 0, seed = 0 } = {}) {
   const feeds = { audio: { type: 'float32', data: audio, dims: [audio.length] } };
@@ -84,8 +84,8 @@ export function feedsFor(inputs, audio, { language, task, previous = [], timesta
   for (const [name, value] of Object.entries(given)) {
     if (inputs.has(name) && value !== undefined && value !== null) feeds[name] = scalar(inputs.get(name), value);
   }
-  if (inputs.has('previous')) {
-    feeds.previous = { type: 'int64', data: BigInt64Array.from(previous, BigInt), dims: [previous.length] };
+  for (const name of ['prompt', 'previous']) { // the prompt's name in the current file, and in older ones
+    if (inputs.has(name)) feeds[name] = { type: 'int64', data: BigInt64Array.from(previous, BigInt), dims: [previous.length] };
   }
   return feeds;
 }
